@@ -1,0 +1,164 @@
+"""The YAML config: one section per stage, loaded into dataclasses that refuse what they don't know.
+
+Every key has a default (the lesson's run), a type and a range; `--set section.key=value` overrides a key
+with a YAML scalar. Errors name the file and the dotted key.
+"""
+import dataclasses
+import difflib
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from pipeline import PipelineError
+from pipeline.features import SCALINGS
+
+
+def _positive(v):
+    return None if v > 0 else "must be > 0"
+
+
+def _at_least(n):
+    return lambda v: None if v >= n else f"must be >= {n}"
+
+
+def _open_unit(v):
+    return None if 0 < v < 1 else "must be between 0 and 1 (exclusive)"
+
+
+def _one_of(*choices):
+    return lambda v: None if v in choices else f"must be one of {', '.join(choices)}"
+
+
+def _key(default, check=None):
+    return field(default=default, metadata={"check": check})
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    source: str = _key("course", _one_of("course"))
+    dir: str = _key("data/raw")
+
+
+@dataclass(frozen=True)
+class FeaturesConfig:
+    scaling: str = _key("divide255", _one_of(*SCALINGS))
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    learning_rate: float = _key(0.005, _positive)
+    num_iterations: int = _key(2000, _at_least(1))
+    print_every: int = _key(100, _at_least(1))
+    seed: int = _key(0, _at_least(0))
+
+
+@dataclass(frozen=True)
+class EvaluateConfig:
+    threshold: float = _key(0.5, _open_unit)
+    enlarge: int = _key(4, _at_least(1))
+
+
+@dataclass(frozen=True)
+class Config:
+    data: DataConfig = field(default_factory=DataConfig)
+    features: FeaturesConfig = field(default_factory=FeaturesConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
+
+    def to_dict(self):
+        return dataclasses.asdict(self)
+
+
+SECTIONS = {f.name: f.type for f in dataclasses.fields(Config)}
+ALL_KEYS = [f"{s}.{f.name}" for s, cls in SECTIONS.items() for f in dataclasses.fields(cls)]
+
+
+def load_config(path, overrides=()):
+    """Read the YAML file at path, apply `section.key=value` overrides, validate, return a Config."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise PipelineError(f"{path}: config file not found") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise PipelineError(f"{path}: cannot read config: {e}") from None
+    except yaml.YAMLError as e:
+        where = getattr(e, "problem_mark", None)
+        line = f" at line {where.line + 1}" if where else ""
+        raise PipelineError(f"{path}: not valid YAML{line}") from None
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise PipelineError(f"{path}: a config must be a mapping of sections, got {type(raw).__name__}")
+    for override in overrides:
+        _apply_override(raw, override)
+    return from_dict(raw, str(path))
+
+
+def from_dict(raw, where="config"):
+    """Build a validated Config from a dict of sections; `where` names the source in error messages."""
+    sections = {}
+    for name, value in raw.items():
+        if name not in SECTIONS:
+            raise PipelineError(f"{where}: unknown section '{name}'{_did_you_mean(str(name), SECTIONS)}")
+        if not isinstance(value, dict):
+            raise PipelineError(f"{where}: section '{name}' must be a mapping of keys, got {value!r}")
+        sections[name] = _section(SECTIONS[name], name, value, where)
+    return Config(**sections)
+
+
+def _section(cls, name, values, where):
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    for key, value in values.items():
+        dotted = f"{name}.{key}"
+        if key not in fields:
+            raise PipelineError(f"{where}: unknown key '{dotted}'{_did_you_mean(dotted, ALL_KEYS)}")
+        f = fields[key]
+        problem = _type_problem(value, f.type)
+        if problem is None and f.metadata["check"]:
+            problem = f.metadata["check"](value)
+        if problem:
+            raise PipelineError(f"{where}: {dotted} {problem}, got {value!r}")
+    return cls(**{k: float(v) if fields[k].type is float else v for k, v in values.items()})
+
+
+def _type_problem(value, typ):
+    if typ is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return "must be a number"
+        if not math.isfinite(value):
+            return "must be a finite number"
+    elif typ is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            return "must be a whole number"
+    elif not isinstance(value, typ):
+        return f"must be a {typ.__name__}"
+    return None
+
+
+def _apply_override(raw, override):
+    key, sep, text = override.partition("=")
+    section, dot, name = key.strip().partition(".")
+    if not sep or not dot or not name:
+        raise PipelineError(f"--set {override}: expected section.key=value, e.g. train.learning_rate=0.01")
+    if key.strip() not in ALL_KEYS:
+        raise PipelineError(f"--set {override}: unknown key '{key.strip()}'{_did_you_mean(key.strip(), ALL_KEYS)}")
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError:
+        value = text  # not a YAML scalar: keep the text, type checking will judge it
+    if not isinstance(raw.get(section), dict):
+        raw[section] = {}
+    raw[section][name] = value
+
+
+def _did_you_mean(word, known):
+    close = difflib.get_close_matches(word, list(known), n=1)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def dump_config(config):
+    """The resolved config as YAML text: loading it gives the same Config."""
+    return yaml.safe_dump(config.to_dict(), sort_keys=False)

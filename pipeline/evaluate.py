@@ -1,0 +1,93 @@
+"""Metrics and the misclassified gallery of a model on the train and test splits."""
+import csv
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from pipeline.files import replace_dir, write_png, write_text
+from pipeline.model import cross_entropy, sigmoid
+
+GRID_COLUMNS = 8
+
+
+def metrics(Y, Z, threshold):
+    """Classification metrics from labels Y and logits Z, both of shape (1, m); cat (1) is the positive class.
+
+    precision, recall and f1 are 0.0 when their denominator is 0. confusion is [[tn, fp], [fn, tp]]:
+    rows are the true label, columns the predicted one.
+    """
+    pred = sigmoid(Z) > threshold  # (1, m)
+    truth = Y == 1
+    tp = int(np.sum(pred & truth))
+    fp = int(np.sum(pred & ~truth))
+    fn = int(np.sum(~pred & truth))
+    tn = int(np.sum(~pred & ~truth))
+    precision = tp / (tp + fp) if tp + fp else 0.0
+    recall = tp / (tp + fn) if tp + fn else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return {"accuracy": (tp + tn) / Y.shape[1], "count": int(Y.shape[1]), "log_loss": cross_entropy(Z, Y),
+            "precision": precision, "recall": recall, "f1": f1, "confusion": [[tn, fp], [fn, tp]]}
+
+
+def lesson_accuracy(Y, Z, threshold):
+    """Accuracy in percent computed as the lesson prints it: 100 - mean(|Y_prediction - Y|) * 100."""
+    Y_prediction = (sigmoid(Z) > threshold).astype(np.float64)
+    return 100 - np.mean(np.abs(Y_prediction - Y)) * 100
+
+
+def evaluate(model, train, test, run_dir, enlarge=4):
+    """Write metrics.json and misclassified/ for model on the train and test Datasets; return the metrics."""
+    run_dir = Path(run_dir)
+    result = {}
+    for name, split in (("train", train), ("test", test)):
+        result[name] = metrics(split.y, model.logits(split.x), model.threshold)
+    write_text(run_dir / "metrics.json", json.dumps(result, indent=2) + "\n")
+    probs = model.predict_proba(test.x)  # (1, m)
+    replace_dir(run_dir / "misclassified", lambda d: write_misclassified(d, test, probs, model, enlarge))
+    return result
+
+
+def write_misclassified(folder, test, probs, model, enlarge=4):
+    """Each wrongly predicted test image as an enlarged PNG, index.csv, and grid.png of them all."""
+    pred = (probs > model.threshold).astype(np.int64)  # (1, m)
+    wrong = np.flatnonzero(pred[0] != test.y[0])
+    rows, tiles = [], []
+    for i in wrong:
+        true, guess, p = model.classes[test.y[0, i]], model.classes[pred[0, i]], float(probs[0, i])
+        image = _enlarge(test.x[i], enlarge)
+        name = f"test_{i:04d}_{true}_as_{guess}.png"
+        write_png(Path(folder) / name, image)
+        rows.append({"index": int(i), "true_label": true, "predicted_label": guess, "probability": f"{p:.6f}",
+                     "file": name})
+        tiles.append((image, f"#{i} {true} p={p:.2f}"))
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, ["index", "true_label", "predicted_label", "probability", "file"])
+    writer.writeheader()
+    writer.writerows(rows)
+    write_text(Path(folder) / "index.csv", buf.getvalue())
+    write_png(Path(folder) / "grid.png", _grid(tiles))
+
+
+def _enlarge(pixels, factor):
+    """(h, w, 3) uint8 -> a Pillow image factor times larger, pixels kept square and sharp."""
+    image = Image.fromarray(pixels, "RGB")
+    return image.resize((image.width * factor, image.height * factor), Image.Resampling.NEAREST)
+
+
+def _grid(tiles, caption_height=14):
+    """Tile captioned images in rows of GRID_COLUMNS; an empty gallery is a small blank image."""
+    if not tiles:
+        return Image.new("RGB", (1, 1), "white")
+    tw, th = tiles[0][0].size
+    cols = min(GRID_COLUMNS, len(tiles))
+    rows = -(-len(tiles) // cols)
+    grid = Image.new("RGB", (cols * tw, rows * (th + caption_height)), "white")
+    draw = ImageDraw.Draw(grid)
+    for k, (image, caption) in enumerate(tiles):
+        x, y = (k % cols) * tw, (k // cols) * (th + caption_height)
+        grid.paste(image, (x, y))
+        draw.text((x + 2, y + th + 1), caption, fill="black")
+    return grid

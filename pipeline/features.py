@@ -1,0 +1,49 @@
+"""Turn images of shape (m, h, w, 3) into the feature matrix X of shape (n_x, m), one column per example."""
+from dataclasses import dataclass
+
+import numpy as np
+
+SCALINGS = ("divide255", "standardize")
+
+
+def flatten(x):
+    """(m, h, w, 3) uint8 -> (n_x, m) float64 with n_x = h*w*3, exactly as the lesson does."""
+    m = x.shape[0]
+    X = x.reshape(m, -1).T.astype(np.float64)  # (m, h*w*3) -> (n_x, m)
+    assert X.shape == (x[0].size, m)
+    return X
+
+
+@dataclass(frozen=True)
+class Scaler:
+    """How pixel values become features: divide255 (the lesson's) or standardize with a training-set fit.
+
+    mean and std are of shape (n_x, 1) for standardize and of shape (0, 1) for divide255.
+    """
+
+    kind: str
+    mean: np.ndarray
+    std: np.ndarray
+
+    def transform(self, X):
+        """Scale X of shape (n_x, m)."""
+        if self.kind == "divide255":
+            return X / 255.0
+        return (X - self.mean) / self.std  # (n_x, m) - (n_x, 1): one mean per feature, broadcast over examples
+
+
+def fit_scaler(kind, X):
+    """Fit a Scaler of the given kind on the training features X of shape (n_x, m)."""
+    assert kind in SCALINGS, kind
+    if kind == "divide255":
+        empty = np.zeros((0, 1))
+        return Scaler(kind, empty, empty)
+    mean = X.mean(axis=1, keepdims=True)  # (n_x, 1)
+    std = X.std(axis=1, keepdims=True)  # (n_x, 1)
+    std[std == 0] = 1.0  # a pixel constant over the training set carries no information; keep it at 0
+    return Scaler(kind, mean, std)
+
+
+def features(x, scaler):
+    """Images (m, h, w, 3) -> scaled X of shape (n_x, m)."""
+    return scaler.transform(flatten(x))

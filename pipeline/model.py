@@ -1,0 +1,96 @@
+"""The lesson's single neuron: A = sigmoid(w.T X + b), cross-entropy cost, full-batch gradient descent.
+
+Shapes follow the course everywhere: X is (n_x, m), one column per example; Y and A are (1, m);
+w is (n_x, 1); b is a float. Names follow the lesson (sigmoid, initialize_with_zeros, propagate,
+optimize, predict) so the notes can be read beside this file.
+"""
+import math
+
+import numpy as np
+
+from pipeline import PipelineError
+
+
+def sigmoid(z):
+    """Return 1 / (1 + exp(-z)) elementwise, for any float z, without overflow warnings."""
+    # 1 / (1 + e^-z) = exp(-log(1 + e^-z)); logaddexp never overflows, exp(-big) underflows quietly to 0
+    return np.exp(-np.logaddexp(0.0, -np.asarray(z, dtype=np.float64)))
+
+
+def cross_entropy(Z, Y):
+    """Mean of L(a, y) = -(y log a + (1 - y) log(1 - a)) with a = sigmoid(z), from Z and Y of shape (1, m).
+
+    Written with log(1 + e^z) so that a saturated neuron (a == 0 or 1 in floating point) still gives a
+    finite cost instead of log(0).
+    """
+    # -log a = log(1 + e^-z) = log(1 + e^z) - z  and  -log(1 - a) = log(1 + e^z)
+    return float(np.mean(np.logaddexp(0.0, Z) - Y * Z))
+
+
+def initialize_with_zeros(dim):
+    """Return w of shape (dim, 1) and b = 0.0, the lesson's starting point."""
+    return np.zeros((dim, 1)), 0.0
+
+
+def propagate(w, b, X, Y):
+    """One forward and backward pass over all m examples.
+
+    w (n_x, 1), b float, X (n_x, m), Y (1, m). Returns ({"dw": (n_x, 1), "db": float}, cost).
+    """
+    m = X.shape[1]
+    Z = w.T @ X + b  # (1, m): b is broadcast to every column
+    A = sigmoid(Z)  # (1, m)
+    cost = cross_entropy(Z, Y)
+    dZ = A - Y  # (1, m): dJ/dz for each example, times m
+    dw = X @ dZ.T / m  # (n_x, 1)
+    db = float(np.sum(dZ) / m)
+    assert dw.shape == w.shape
+    return {"dw": dw, "db": db}, cost
+
+
+def optimize(w, b, X, Y, num_iterations=100, learning_rate=0.009, print_every=100, on_cost=None, on_step=None):
+    """Full-batch gradient descent: w -= learning_rate * dw, b -= learning_rate * db, num_iterations times.
+
+    Records the cost every print_every iterations (from iteration 0) and calls on_cost(i, cost) for each
+    recorded one; on_step(i) after every iteration (for a progress bar). Returns (params, grads, costs) as
+    the lesson does, where costs is the list of recorded costs. Raises PipelineError when the cost stops
+    being finite or keeps rising: gradient descent is diverging and the learning rate is too large.
+    """
+    costs = []
+    rising = 0
+    previous = math.inf
+    grads = {"dw": np.zeros_like(w), "db": 0.0}
+    for i in range(num_iterations):
+        grads, cost = propagate(w, b, X, Y)
+        if not math.isfinite(cost):
+            raise PipelineError(f"training diverged: the cost is {cost} at iteration {i}; "
+                                f"try a smaller learning_rate than {learning_rate}")
+        # gradient descent with a small enough step never raises the cost; a run of rises means it overshoots
+        rising = rising + 1 if cost > previous else 0
+        if rising >= DIVERGENCE_PATIENCE:
+            raise PipelineError(f"training diverged: the cost rose for {rising} iterations in a row, to "
+                                f"{cost:.6f} at iteration {i}; try a smaller learning_rate than {learning_rate}")
+        previous = cost
+        w = w - learning_rate * grads["dw"]
+        b = b - learning_rate * grads["db"]
+        if i % print_every == 0:
+            costs.append(cost)
+            if on_cost:
+                on_cost(i, cost)
+        if on_step:
+            on_step(i)
+    return {"w": w, "b": b}, grads, costs
+
+
+# consecutive cost increases that count as divergence rather than a transient wobble
+DIVERGENCE_PATIENCE = 10
+
+
+def predict_proba(w, b, X):
+    """Return A = sigmoid(w.T X + b) of shape (1, m), the probability of class 1 (cat) for each column of X."""
+    return sigmoid(w.T @ X + b)
+
+
+def predict(w, b, X, threshold=0.5):
+    """Return the (1, m) array of 0/1 predictions: 1 where the probability is above threshold."""
+    return (predict_proba(w, b, X) > threshold).astype(np.int64)
