@@ -69,8 +69,9 @@ def build_parser():
     with_config.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                              help="override one config key (repeatable); VALUE is read as YAML")
 
-    parser = argparse.ArgumentParser(prog="python -m pipeline", description=__doc__.splitlines()[0],
-                                     parents=[common])
+    parser = argparse.ArgumentParser(prog="python -m pipeline",
+                                     description="The lesson's single-neuron cat/non-cat classifier, stage by stage.",
+                                     epilog="Exit codes: 0 success, 1 error (one line on stderr), 2 usage, 130 interrupted.")
     parser.add_argument("--version", action="version", version=__version__)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 

@@ -19,14 +19,15 @@ SHA256 = {
 TIMEOUT = 60  # seconds without an answer before a download is given up
 
 
-def fetch(source, dest, log=print):
-    """Put every file of SHA256 into dest from source: an http(s):// or file:// URL or a local folder.
+def fetch(source, dest, files=SHA256, log=print):
+    """Put every file of `files` (name -> sha256) into dest from source: an http(s):// or file:// URL or a
+    local folder.
 
     A file already in dest with the right hash is kept as it is. Returns the paths of the files in dest.
     """
     dest = Path(dest)
     paths = []
-    for name, expected in SHA256.items():
+    for name, expected in files.items():
         target = dest / name
         if target.is_file():
             actual = sha256_file(target)

@@ -1,0 +1,34 @@
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+COURSE_FILES = ("train_catvnoncat.h5", "test_catvnoncat.h5")
+
+
+def run_cli(*args, cwd=ROOT, check=None):
+    """Run `python -m pipeline ARGS` in a real subprocess; return the CompletedProcess (text output)."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    result = subprocess.run([sys.executable, "-m", "pipeline", *map(str, args)], cwd=cwd, env=env,
+                            capture_output=True, text=True, timeout=600)
+    if check is not None:
+        assert result.returncode == check, result.stderr
+    return result
+
+
+@pytest.fixture(scope="session")
+def course_dir():
+    """The folder holding the real course files: $CATVNONCAT_DIR, else data/raw (where `make test` fetches).
+
+    Without them the real-data tests skip, except when REQUIRE_REAL_DATA is set (CI), where they fail.
+    """
+    folder = Path(os.environ.get("CATVNONCAT_DIR", ROOT / "data" / "raw"))
+    if all((folder / name).is_file() for name in COURSE_FILES):
+        return folder
+    message = f"the course data is not in {folder}; run `make data` (or set CATVNONCAT_DIR)"
+    if os.environ.get("REQUIRE_REAL_DATA"):
+        pytest.fail(message)
+    pytest.skip(message)

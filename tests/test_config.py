@@ -1,0 +1,86 @@
+"""The config refuses what it does not know, naming the file and the key."""
+import pytest
+
+from pipeline import PipelineError
+from pipeline.config import Config, dump_config, from_dict, load_config
+from tests.conftest import ROOT
+
+DEFAULT = "configs/default.yaml"
+
+
+def test_default_config_is_the_lessons_run():
+    config = load_config(ROOT / DEFAULT)
+    assert config == Config()
+    assert (config.train.learning_rate, config.train.num_iterations, config.train.print_every) == (0.005, 2000, 100)
+    assert config.features.scaling == "divide255"
+
+
+def test_every_key_of_the_default_config_has_a_comment():
+    for line in (ROOT / DEFAULT).read_text().splitlines():
+        if line.startswith("  ") and ":" in line:
+            assert "#" in line, line
+
+
+def test_resolved_config_round_trips(tmp_path):
+    config = load_config_text(tmp_path, "train:\n  learning_rate: 0.01\n")
+    path = tmp_path / "resolved.yaml"
+    path.write_text(dump_config(config))
+    assert load_config(path) == config
+
+
+def load_config_text(tmp_path, text, overrides=()):
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    return load_config(path, overrides)
+
+
+def test_override_changes_exactly_the_named_value(tmp_path):
+    config = load_config_text(tmp_path, "", ["train.learning_rate=0.01", "evaluate.threshold=0.7"])
+    assert config.train.learning_rate == 0.01 and config.evaluate.threshold == 0.7
+    assert config.train == Config().train.__class__(learning_rate=0.01)
+
+
+def test_int_given_for_a_float_is_accepted_as_float(tmp_path):
+    config = load_config_text(tmp_path, "train:\n  learning_rate: 1\n")
+    assert config.train.learning_rate == 1.0 and isinstance(config.train.learning_rate, float)
+
+
+@pytest.mark.parametrize("text, message", [
+    ("train:\n  learning_rat: 0.1\n", r"c.yaml: unknown key 'train.learning_rat' \(did you mean 'train.learning_rate'\?\)"),
+    ("trian:\n  learning_rate: 0.1\n", r"unknown section 'trian' \(did you mean 'train'\?\)"),
+    ("train:\n  learning_rate: fast\n", r"train.learning_rate must be a number, got 'fast'"),
+    ("train:\n  learning_rate: .nan\n", r"train.learning_rate must be a finite number"),
+    ("train:\n  learning_rate: -0.1\n", r"train.learning_rate must be > 0, got -0.1"),
+    ("train:\n  num_iterations: 2.5\n", r"train.num_iterations must be a whole number, got 2.5"),
+    ("train:\n  num_iterations: 0\n", r"train.num_iterations must be >= 1, got 0"),
+    ("train:\n  num_iterations: true\n", r"train.num_iterations must be a whole number, got True"),
+    ("features:\n  scaling: minmax\n", r"features.scaling must be one of divide255, standardize, got 'minmax'"),
+    ("evaluate:\n  threshold: 1.0\n", r"evaluate.threshold must be between 0 and 1 \(exclusive\), got 1.0"),
+    ("train: 3\n", r"section 'train' must be a mapping of keys, got 3"),
+    ("- a\n- b\n", r"a config must be a mapping of sections, got list"),
+    ("train:\n  learning_rate: [\n", r"c.yaml: not valid YAML at line"),
+])
+def test_bad_config_is_refused_naming_the_key(tmp_path, text, message):
+    with pytest.raises(PipelineError, match=message):
+        load_config_text(tmp_path, text)
+
+
+@pytest.mark.parametrize("override, message", [
+    ("train.learnin_rate=0.1", r"--set train.learnin_rate=0.1: unknown key 'train.learnin_rate' \(did you mean 'train.learning_rate'\?\)"),
+    ("learning_rate=0.1", r"expected section.key=value"),
+    ("train.learning_rate", r"expected section.key=value"),
+    ("train.num_iterations=lots", r"train.num_iterations must be a whole number, got 'lots'"),
+])
+def test_bad_override_is_refused(tmp_path, override, message):
+    with pytest.raises(PipelineError, match=message):
+        load_config_text(tmp_path, "", [override])
+
+
+def test_missing_config_file_is_named(tmp_path):
+    with pytest.raises(PipelineError, match=r"nope.yaml: config file not found"):
+        load_config(tmp_path / "nope.yaml")
+
+
+def test_from_dict_refuses_unknown_keys_in_any_section():
+    with pytest.raises(PipelineError, match="unknown key 'data.folder'"):
+        from_dict({"data": {"folder": "x"}})
