@@ -37,5 +37,12 @@ test: | $(STAMP) ## run the test suite (fetches the data first; real-data tests 
 	-$(FETCH)
 	$(PY) -m pytest
 
+.PHONY: gradcheck guide
+gradcheck: $(RAW) | $(STAMP) ## compare propagate's gradients with finite differences on the first training images
+	$(PY) scripts/gradient_check.py --data-dir data/raw
+
+guide: $(RAW) | $(STAMP) ## run the examples of docs/guide.md and check its code citations (tests/test_guide.py)
+	$(PY) -m pytest -q tests/test_guide.py
+
 clean: ## remove runs/ and the virtual environment (data/ is kept)
 	rm -rf runs $(VENV)

@@ -11,8 +11,13 @@ COURSE_FILES = ("train_catvnoncat.h5", "test_catvnoncat.h5")
 
 def run_cli(*args, cwd=ROOT, check=None):
     """Run `python -m pipeline ARGS` in a real subprocess; return the CompletedProcess (text output)."""
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    result = subprocess.run([sys.executable, "-m", "pipeline", *map(str, args)], cwd=cwd, env=env,
+    return run_python("-m", "pipeline", *args, cwd=cwd, check=check)
+
+
+def run_python(*args, cwd=ROOT, check=None, env=None):
+    """Run `python ARGS` (this interpreter, the project importable) in a real subprocess, text output."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT), **(env or {}))
+    result = subprocess.run([sys.executable, *map(str, args)], cwd=cwd, env=env,
                             capture_output=True, text=True, timeout=600)
     if check is not None:
         assert result.returncode == check, result.stderr
