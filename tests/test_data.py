@@ -89,3 +89,4 @@ def test_constant_pixel_standardizes_to_zero_not_nan():
     x[:, 0, 0, 0] = 7
     Z = fit_scaler("standardize", flatten(x)).transform(flatten(x))
     assert np.isfinite(Z).all() and not Z[0].any()
+
