@@ -60,6 +60,8 @@ def load_model(path):
         path = path / "model.npz"
     if not path.is_file():
         raise PipelineError(f"{path}: no such model file")
+    if not zipfile.is_zipfile(path):  # else np.load would take any other bytes for a pickle
+        raise PipelineError(f"{path}: not a model file (.npz)")
     try:
         with np.load(path, allow_pickle=False) as npz:
             missing = [k for k in MODEL_KEYS if k not in npz.files]
@@ -69,6 +71,9 @@ def load_model(path):
     except (zipfile.BadZipFile, OSError, EOFError):
         raise PipelineError(f"{path}: not a model file (.npz)") from None
     except ValueError as e:  # object arrays (pickles) are refused by allow_pickle=False
+        if "pickle" in str(e):
+            raise PipelineError(f"{path}: refused: it holds pickled Python objects, which are never loaded "
+                                "(allow_pickle=False)") from None
         raise PipelineError(f"{path}: refused: {e}") from None
     for key in ("w", "b", "image_shape", "mean", "std", "threshold"):
         if a[key].dtype.kind not in "fiu":
