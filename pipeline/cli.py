@@ -83,7 +83,7 @@ def cmd_predict(args):
     if args.json or args.csv:
         sys.stdout.write(to_json(results) if args.json else to_csv(results))
     if problems and results:
-        info(f"predicted {len(results)} images; {len(problems)} inputs could not be read (see above)")
+        info(f"{len(results)} predicted, {len(problems)} failed (see above)")
     return 0 if not problems else 3 if results else 1
 
 

@@ -82,7 +82,7 @@ def _open(path):
     except UnidentifiedImageError:
         raise PipelineError(f"{path}: not an image ({_sniff(path)})") from None
     except DECODE_ERRORS as e:
-        raise PipelineError(f"{path}: corrupt image header ({e})") from None
+        raise PipelineError(f"{path}: cannot read ({e})") from None  # e.g. permission denied
 
 
 def _check_pixels(path, size, limit):

@@ -135,7 +135,7 @@ def test_in_a_batch_bad_files_are_named_and_good_ones_still_predicted(tmp_path, 
     assert [r["path"] for r in json.loads(result.stdout)] == [str(tmp_path / "good.png")]
     assert result.stderr.splitlines() == [f"error: {tmp_path / 'bad.jpg'}: not an image (a text file)",
                                           f"error: {tmp_path / 'gone.png'}: no such file",
-                                          "predicted 1 images; 2 inputs could not be read (see above)"]
+                                          "1 predicted, 2 failed (see above)"]
 
 
 def npz(path, **arrays):
