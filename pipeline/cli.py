@@ -63,6 +63,8 @@ def cmd_predict(args):
     threshold = model.threshold if args.threshold is None else args.threshold
     if _open_unit(threshold):
         raise PipelineError(f"--threshold {threshold}: {_open_unit(threshold)}")
+    if args.save_input and Path(args.save_input).exists() and not Path(args.save_input).is_dir():
+        raise PipelineError(f"--save-input {args.save_input}: exists and is not a folder")
     images, problems, skipped = find_images(args.paths)
     for path in skipped:
         info(f"note: {path}: skipped, not an image file name")

@@ -7,7 +7,7 @@ Policy, in order:
    grey levels at most and is several times faster (scripts/bench_predict.py measures both).
 3. The EXIF orientation is applied, so a phone photo stored sideways comes out upright.
 4. Every mode becomes 8-bit RGB: transparency (RGBA, LA, P with a transparent colour) is composited on
-   BACKGROUND, 16-bit grey is scaled by 1/257, 1-bit, L, CMYK and YCbCr are converted by Pillow.
+   BACKGROUND, 16-bit grey (I;16, I) is scaled by 1/257, 1-bit, L, CMYK and YCbCr are converted by Pillow.
 5. The result is resized to (h, w) with the chosen fit and resample filter:
    squash (the lesson's plain resize: the aspect ratio is not kept), crop (the largest centred region of the
    target's aspect ratio, then resize), pad (resize to fit inside, centred on BACKGROUND).
@@ -68,8 +68,10 @@ def _open(path):
     """Image.open with every failure turned into a one-line refusal naming path."""
     if path.is_dir():
         raise PipelineError(f"{path}: is a folder, not an image file")
-    if not path.is_file():
+    if not path.exists():
         raise PipelineError(f"{path}: no such file")
+    if not path.is_file():
+        raise PipelineError(f"{path}: not a regular file")  # a pipe or a device: reading it could block
     if path.stat().st_size == 0:
         raise PipelineError(f"{path}: empty file")
     try:

@@ -1,4 +1,5 @@
 """The shared image loader on real files written by Pillow: formats, modes, EXIF, fits, and every refusal."""
+import os
 import struct
 import zlib
 
@@ -77,8 +78,9 @@ def quadrants(w=64, h=64):
     return image
 
 
-def test_exif_orientation_6_gives_the_upright_pixels(tmp_path):
-    upright = quadrants(64, 96)
+@pytest.mark.parametrize("scale", [1, 16])  # 16: a 1024x1536 photo, decoded in JPEG draft mode
+def test_exif_orientation_6_gives_the_upright_pixels(tmp_path, scale):
+    upright = quadrants(64 * scale, 96 * scale)
     save(upright, tmp_path / "upright.jpg", quality=95, subsampling=0)
     exif = Image.Exif()
     exif[0x0112] = 6  # "rotate 90 degrees clockwise to display": the camera stored it turned the other way
@@ -152,6 +154,7 @@ BAD_FILES = [
     ("noise.png", lambda p: write(p, np.random.default_rng(1).bytes(4096)), "noise.png: not an image (unknown format)"),
     ("cut.jpg", truncated_jpeg, "cut.jpg: truncated or corrupt image (image file is truncated"),
     ("album.jpg", lambda p: p.mkdir() or p, "album.jpg: is a folder, not an image file"),
+    ("pipe.jpg", lambda p: os.mkfifo(p) or p, "pipe.jpg: not a regular file"),
     ("bomb.png", lambda p: write(p, png_declaring(10_000, 10_000)),
      "bomb.png: refused: 10000x10000 pixels is over the limit of 89478485 pixels, could be a decompression bomb"),
     ("huge-bomb.png", lambda p: write(p, png_declaring(100_000, 100_000)),

@@ -105,6 +105,13 @@ def test_the_models_fit_is_the_default_and_can_be_overridden(tmp_path):
     assert probability("--resample", "nearest") != pad
 
 
+def test_save_input_must_be_a_folder(tmp_path, model):
+    quadrants().save(tmp_path / "cat.png")
+    result = run_cli("predict", "--model", model, tmp_path / "cat.png", "--save-input", tmp_path / "cat.png")
+    assert result.returncode == 1 and result.stdout == ""
+    assert result.stderr == f"error: --save-input {tmp_path / 'cat.png'}: exists and is not a folder\n"
+
+
 def test_threshold_overrides_the_models(tmp_path, model):
     folder = camera_folder(tmp_path / "camera")
     records = json.loads(run_cli("predict", "--model", model, folder, "--json", "--threshold", "0.9", check=0).stdout)
@@ -150,6 +157,8 @@ def npz(path, **arrays):
     (lambda d: npz(d / "m.npz", w=np.zeros((3, 1))), "m.npz: not a model of this pipeline: missing b, image_shape"),
     (lambda d: npz(d / "m.npz", **dict(np.load(synthetic_model(d / "ok.npz")), w=np.zeros((5, 1)))),
      "m.npz: w must have shape (12288, 1) for images of (64, 64, 3), got (5, 1)"),
+    (lambda d: npz(d / "m.npz", **dict(np.load(synthetic_model(d / "ok.npz")), w=np.full((12288, 1), "x"))),
+     "m.npz: w must hold numbers, got <U1"),
     (lambda d: npz(d / "m.npz", **dict(np.load(synthetic_model(d / "ok.npz")), b=np.zeros(3))),
      "m.npz: b must be a single number, got shape (3,)"),
     (lambda d: npz(d / "m.npz", **dict(np.load(synthetic_model(d / "ok.npz")), fit=np.str_("stretch"))),
