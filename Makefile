@@ -33,6 +33,10 @@ train: $(RAW) | $(STAMP) ## train the lesson's neuron (CONFIG=configs/default.ya
 evaluate: $(RAW) | $(STAMP) ## re-evaluate the latest run (RUN=runs/... for another)
 	$(PY) -m pipeline evaluate $(if $(RUN),--run "$(RUN)")
 
+predict: | $(STAMP) ## classify your own images with the latest run (IMG=photo.jpg or a folder; RUN=runs/... for another)
+	$(if $(IMG),,$(error IMG is not set: make predict IMG=path/to/photo.jpg))
+	$(PY) -m pipeline predict $(if $(RUN),--model "$(RUN)") "$(IMG)"
+
 test: | $(STAMP) ## run the test suite (fetches the data first; real-data tests skip without it)
 	-$(FETCH)
 	$(PY) -m pytest

@@ -10,6 +10,7 @@ import numpy as np
 from pipeline import PipelineError
 from pipeline.features import SCALINGS, Scaler, features
 from pipeline.files import write_bytes
+from pipeline.images import FITS, RESAMPLES
 from pipeline.model import sigmoid
 
 RUNS_ROOT = Path("runs")
@@ -28,6 +29,8 @@ class Model:
     scaler: Scaler
     classes: tuple
     threshold: float
+    fit: str = "squash"
+    resample: str = "bilinear"
 
     def logits(self, x):
         """Images (m, h, w, 3) uint8 -> Z = w.T X + b, of shape (1, m)."""
@@ -42,11 +45,12 @@ def save_model(path, model):
     buf = io.BytesIO()
     np.savez(buf, w=model.w, b=np.float64(model.b), image_shape=np.array(model.image_shape, dtype=np.int64),
              scaling=np.str_(model.scaler.kind), mean=model.scaler.mean, std=model.scaler.std,
-             classes=np.array(model.classes, dtype=str), threshold=np.float64(model.threshold))
+             classes=np.array(model.classes, dtype=str), threshold=np.float64(model.threshold),
+             fit=np.str_(model.fit), resample=np.str_(model.resample))
     write_bytes(path, buf.getvalue())
 
 
-MODEL_KEYS = ("w", "b", "image_shape", "scaling", "mean", "std", "classes", "threshold")
+MODEL_KEYS = ("w", "b", "image_shape", "scaling", "mean", "std", "classes", "threshold", "fit", "resample")
 
 
 def load_model(path):
@@ -56,6 +60,8 @@ def load_model(path):
         path = path / "model.npz"
     if not path.is_file():
         raise PipelineError(f"{path}: no such model file")
+    if not zipfile.is_zipfile(path):  # else np.load would take any other bytes for a pickle
+        raise PipelineError(f"{path}: not a model file (.npz)")
     try:
         with np.load(path, allow_pickle=False) as npz:
             missing = [k for k in MODEL_KEYS if k not in npz.files]
@@ -65,8 +71,17 @@ def load_model(path):
     except (zipfile.BadZipFile, OSError, EOFError):
         raise PipelineError(f"{path}: not a model file (.npz)") from None
     except ValueError as e:  # object arrays (pickles) are refused by allow_pickle=False
+        if "pickle" in str(e):
+            raise PipelineError(f"{path}: refused: it holds pickled Python objects, which are never loaded "
+                                "(allow_pickle=False)") from None
         raise PipelineError(f"{path}: refused: {e}") from None
-    shape = tuple(int(s) for s in a["image_shape"])
+    for key in ("w", "b", "image_shape", "mean", "std", "threshold"):
+        if a[key].dtype.kind not in "fiu":
+            raise PipelineError(f"{path}: {key} must hold numbers, got {a[key].dtype}")
+    for key in ("b", "threshold"):
+        if a[key].shape != ():
+            raise PipelineError(f"{path}: {key} must be a single number, got shape {a[key].shape}")
+    shape = tuple(int(s) for s in a["image_shape"].reshape(-1))
     n_x = int(np.prod(shape)) if shape else 0
     kind = str(a["scaling"])
     if len(shape) != 3 or shape[2] != 3 or min(shape) < 1:
@@ -78,11 +93,14 @@ def load_model(path):
     want = (n_x, 1) if kind == "standardize" else (0, 1)
     if a["mean"].shape != want or a["std"].shape != want:
         raise PipelineError(f"{path}: mean and std must have shape {want} for scaling '{kind}'")
+    for key, known in (("fit", FITS), ("resample", RESAMPLES)):
+        if str(a[key]) not in known:
+            raise PipelineError(f"{path}: unknown {key} '{a[key]}' (expected one of {', '.join(known)})")
     if a["classes"].shape != (2,):
         raise PipelineError(f"{path}: classes must hold 2 names, got shape {a['classes'].shape}")
     return Model(w=a["w"].astype(np.float64), b=float(a["b"]), image_shape=shape,
                  scaler=Scaler(kind, a["mean"], a["std"]), classes=tuple(str(c) for c in a["classes"]),
-                 threshold=float(a["threshold"]))
+                 threshold=float(a["threshold"]), fit=str(a["fit"]), resample=str(a["resample"]))
 
 
 def new_run_dir(name, run_dir=None):

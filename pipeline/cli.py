@@ -1,7 +1,7 @@
 """`python -m pipeline <command>`: parse arguments, load the config, call the stage, report errors in one line.
 
 Exit codes: 0 success, 1 an error in the input or the environment (one line on stderr), 2 a usage error,
-130 interrupted.
+3 predict read some inputs but not all, 130 interrupted.
 """
 import argparse
 import sys
@@ -11,6 +11,7 @@ from tqdm import tqdm
 
 from pipeline import PipelineError, __version__
 from pipeline.config import load_config
+from pipeline.images import FITS, RESAMPLES
 
 
 def info(message):
@@ -53,6 +54,41 @@ def cmd_evaluate(args):
     info(f"rewrote {run_dir / 'metrics.json'} and {run_dir / 'misclassified'}")
 
 
+def cmd_predict(args):
+    from pipeline.artifacts import latest_run, load_model
+    from pipeline.config import _open_unit
+    from pipeline.predict import find_images, human_line, predict_files, to_csv, to_json
+
+    model = load_model(args.model or latest_run())
+    threshold = model.threshold if args.threshold is None else args.threshold
+    if _open_unit(threshold):
+        raise PipelineError(f"--threshold {threshold}: {_open_unit(threshold)}")
+    if args.save_input and Path(args.save_input).exists() and not Path(args.save_input).is_dir():
+        raise PipelineError(f"--save-input {args.save_input}: exists and is not a folder")
+    images, problems, skipped = find_images(args.paths)
+    for path in skipped:
+        info(f"note: {path}: skipped, not an image file name")
+    for problem in problems:
+        info(f"error: {problem}")
+    results = []
+    with tqdm(images, desc="predict", unit="img", file=sys.stderr, leave=False,
+              disable=args.quiet or not sys.stderr.isatty()) as bar:
+        for path, outcome in predict_files(model, bar, args.fit or model.fit, args.resample or model.resample,
+                                           threshold, args.save_input):
+            if isinstance(outcome, PipelineError):
+                problems.append(outcome)
+                info(f"error: {outcome}")
+            else:
+                results.append(outcome)
+                if not (args.json or args.csv):
+                    tqdm.write(human_line(outcome))
+    if args.json or args.csv:
+        sys.stdout.write(to_json(results) if args.json else to_csv(results))
+    if problems and results:
+        info(f"{len(results)} predicted, {len(problems)} failed (see above)")
+    return 0 if not problems else 3 if results else 1
+
+
 def _print_accuracies(model, splits):
     """The lesson's closing lines, computed as the lesson computes them."""
     from pipeline.evaluate import lesson_accuracy
@@ -90,13 +126,27 @@ def build_parser():
                        help="re-evaluate a run's model, rewrite its metrics and misclassified images")
     p.add_argument("--run", help="the run folder (default: the latest run under runs/)")
     p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("predict", parents=[common], help="classify image files and folders with a trained model",
+                       epilog="Exit codes: 0 every image predicted, 1 nothing predicted (or a bad model/option), "
+                              "3 some inputs could not be read (each named on stderr), 2 usage.")
+    p.add_argument("paths", nargs="+", metavar="PATH", help="an image file, or a folder searched recursively")
+    p.add_argument("--model", help="a run folder or its model.npz (default: the latest run under runs/)")
+    output = p.add_mutually_exclusive_group()
+    output.add_argument("--json", action="store_true", help="one JSON list of {path, label, probability}")
+    output.add_argument("--csv", action="store_true", help="CSV with the columns path,label,probability")
+    p.add_argument("--threshold", type=float, help="predict cat above this probability (default: the model's)")
+    p.add_argument("--fit", choices=FITS, help="squash, crop or pad to the model's size (default: the model's)")
+    p.add_argument("--resample", choices=RESAMPLES, help="resize filter (default: the model's)")
+    p.add_argument("--save-input", metavar="DIR", help="write the exact RGB image the model saw for each input")
+    p.set_defaults(func=cmd_predict)
     return parser
 
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
     try:
-        args.func(args)
+        code = args.func(args)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
@@ -105,4 +155,4 @@ def main(argv=None):
             raise
         print(f"error: {e}", file=sys.stderr)
         return 1
-    return 0
+    return code or 0

@@ -13,6 +13,7 @@ import yaml
 
 from pipeline import PipelineError
 from pipeline.features import SCALINGS
+from pipeline.images import FITS, RESAMPLES
 
 
 def _positive(v):
@@ -39,6 +40,8 @@ def _key(default, check=None):
 class DataConfig:
     source: str = _key("course", _one_of("course"))
     dir: str = _key("data/raw")
+    fit: str = _key("squash", _one_of(*FITS))
+    resample: str = _key("bilinear", _one_of(*RESAMPLES))
 
 
 @dataclass(frozen=True)

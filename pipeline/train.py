@@ -36,7 +36,7 @@ def train(config, train_set, test_set, name, run_dir=None, on_cost=None, on_step
         scaler = fit_scaler(config.features.scaling, X)
         w, b, costs = fit(scaler.transform(X), train_set.y, config.train, on_cost, on_step)
         model = Model(w=w, b=b, image_shape=train_set.x.shape[1:], scaler=scaler, classes=train_set.classes,
-                      threshold=config.evaluate.threshold)
+                      threshold=config.evaluate.threshold, fit=config.data.fit, resample=config.data.resample)
         write_text(run_dir / "config.yaml", dump_config(config))
         save_model(run_dir / "model.npz", model)
         every = config.train.print_every

@@ -1,0 +1,116 @@
+"""The one image loader: any file Pillow reads -> an (h, w, 3) uint8 array, the way training saw its pixels.
+
+Policy, in order:
+1. Open by content (the extension is ignored), refusing empty files, non-images and decompression bombs.
+2. A JPEG much larger than the target is decoded at 1/2, 1/4 or 1/8 scale (libjpeg's DCT scaling, Pillow's
+   draft mode), never below DRAFT_MARGIN times the target; the result differs from a full decode by a few
+   grey levels at most and is several times faster (scripts/bench_predict.py measures both).
+3. The EXIF orientation is applied, so a phone photo stored sideways comes out upright.
+4. Every mode becomes 8-bit RGB: transparency (RGBA, LA, P with a transparent colour) is composited on
+   BACKGROUND, 16-bit grey (I;16, I) is scaled by 1/257, 1-bit, L, CMYK and YCbCr are converted by Pillow.
+5. The result is resized to (h, w) with the chosen fit and resample filter:
+   squash (the lesson's plain resize: the aspect ratio is not kept), crop (the largest centred region of the
+   target's aspect ratio, then resize), pad (resize to fit inside, centred on BACKGROUND).
+"""
+import struct
+import warnings
+import zlib
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from pipeline import PipelineError
+
+FITS = ("squash", "crop", "pad")
+RESAMPLES = ("nearest", "bilinear", "bicubic", "lanczos", "box")
+BACKGROUND = (255, 255, 255)  # white: transparent stickers and clip-art are drawn to be seen on a white page
+DRAFT_MARGIN = 4  # a JPEG is decoded at reduced scale only while it stays at least 4x the target size
+# what a folder is searched for: the photo and web formats Pillow reads (a file named directly may be anything)
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".apng", ".gif", ".bmp", ".dib", ".webp", ".tif",
+                  ".tiff", ".ppm", ".pgm", ".pbm", ".pnm", ".tga", ".ico", ".qoi", ".avif", ".mpo")
+# what Pillow's decoders raise on malformed files, besides OSError for truncated data
+DECODE_ERRORS = (OSError, ValueError, SyntaxError, EOFError, struct.error, IndexError, TypeError, zlib.error)
+
+
+def load_image(path, size, fit="squash", resample="bilinear", draft=True):
+    """Read the image file at path as an array of shape (h, w, 3) uint8, with size = (h, w).
+
+    Raises PipelineError("<path>: <reason>") for anything that is not a readable image.
+    """
+    assert fit in FITS and resample in RESAMPLES, (fit, resample)
+    h, w = size
+    with _open(Path(path)) as image:
+        try:
+            if draft and image.format in ("JPEG", "MPO"):  # MPO: a phone's JPEG with extra frames
+                side = DRAFT_MARGIN * max(h, w)  # square request: the same whatever the EXIF rotation
+                image.draft(image.mode, (side, side))
+            _check_pixels(path, image.size, Image.MAX_IMAGE_PIXELS)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # e.g. "corrupt EXIF data": the pixels are still good
+                image.load()
+                rgb = to_rgb(ImageOps.exif_transpose(image))
+        except DECODE_ERRORS as e:
+            raise PipelineError(f"{path}: truncated or corrupt image ({e})") from None
+    method = getattr(Image.Resampling, resample.upper())
+    if fit == "squash":
+        rgb = rgb.resize((w, h), method)
+    elif fit == "crop":
+        rgb = ImageOps.fit(rgb, (w, h), method)
+    else:
+        rgb = ImageOps.pad(rgb, (w, h), method, color=BACKGROUND)
+    pixels = np.array(rgb, dtype=np.uint8)  # (h, w, 3)
+    assert pixels.shape == (h, w, 3), pixels.shape
+    return pixels
+
+
+def _open(path):
+    """Image.open with every failure turned into a one-line refusal naming path."""
+    if path.is_dir():
+        raise PipelineError(f"{path}: is a folder, not an image file")
+    if not path.exists():
+        raise PipelineError(f"{path}: no such file")
+    if not path.is_file():
+        raise PipelineError(f"{path}: not a regular file")  # a pipe or a device: reading it could block
+    if path.stat().st_size == 0:
+        raise PipelineError(f"{path}: empty file")
+    try:
+        with warnings.catch_warnings():
+            # above MAX_IMAGE_PIXELS Pillow only warns; _check_pixels refuses after a JPEG's draft reduction
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            return Image.open(path)
+    except Image.DecompressionBombError as e:  # over twice MAX_IMAGE_PIXELS: not even opened
+        raise PipelineError(f"{path}: refused: {e}") from None
+    except UnidentifiedImageError:
+        raise PipelineError(f"{path}: not an image ({_sniff(path)})") from None
+    except DECODE_ERRORS as e:
+        raise PipelineError(f"{path}: cannot read ({e})") from None  # e.g. permission denied
+
+
+def _check_pixels(path, size, limit):
+    if size[0] * size[1] > limit:
+        raise PipelineError(f"{path}: refused: {size[0]}x{size[1]} pixels is over the limit of {limit} pixels, "
+                            "could be a decompression bomb")
+
+
+def _sniff(path):
+    """A few words on what a file Pillow cannot identify seems to be."""
+    with open(path, "rb") as f:
+        head = f.read(512)
+    try:
+        text = head.decode("utf-8").lstrip().lower()
+    except UnicodeDecodeError:
+        return "unknown format"
+    return "an HTML page" if text.startswith(("<!doctype html", "<html")) else "a text file"
+
+
+def to_rgb(image):
+    """A loaded Pillow image of any mode -> an RGB image of 8-bit channels (see the module's policy)."""
+    if image.mode.startswith("I;16") or image.mode == "I":
+        grey = np.asarray(image, dtype=np.float64)  # (h, w), 0..65535
+        image = Image.fromarray(np.clip(np.rint(grey / 257), 0, 255).astype(np.uint8), "L")
+    if image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or image.has_transparency_data:
+        rgba = image.convert("RGBA")
+        canvas = Image.new("RGBA", rgba.size, BACKGROUND + (255,))
+        return Image.alpha_composite(canvas, rgba).convert("RGB")
+    return image.convert("RGB")
