@@ -42,7 +42,7 @@ def load_image(path, size, fit="squash", resample="bilinear"):
     except Image.DecompressionBombError as e:
         raise PipelineError(f"{path}: too large to decode ({e})") from None
     except (OSError, SyntaxError, ValueError) as e:
-        reason = "truncated" if "truncated" in str(e) else "unreadable"
+        reason = "truncated" if "truncated" in str(e).lower() else "unreadable"
         raise PipelineError(f"{path}: {reason} ({e})") from None
     assert pixels.shape == (h, w, 3), pixels.shape
     return pixels

@@ -58,8 +58,8 @@ def prepare(config, workers=None, force=False, strict=False, log=lambda message:
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         replace_dir(out, lambda tmp: _build(tmp, entries, splits, config, report, workers, strict, progress))
-    except PermissionError as e:
-        raise PipelineError(f"{e.filename or out}: cannot write the prepared dataset: permission denied") from None
+    except OSError as e:  # an unwritable or occupied data/processed
+        raise PipelineError(f"{e.filename or out}: cannot write the prepared dataset: {e.strerror or e}") from None
     log(f"{out}: prepared {sum(sum(c.values()) for c in report['counts'].values())} images")
     return out, report, True
 
