@@ -110,3 +110,14 @@ def test_a_second_prepare_does_no_work_and_a_change_redoes_it(tmp_path, folder):
     assert built and read(out / "train.h5", "train")["x"].shape[1:] == (4, 4, 3)
     assert run(tmp_path, image_size=4)[2] is False
     assert prepare(load_config(tmp_path / "c.yaml"), workers=1, force=True)[2] is True
+
+
+def test_the_folder_example_config_loads_and_comments_every_key(tmp_path):
+    from tests.conftest import ROOT
+
+    text = (ROOT / "configs" / "folder_example.yaml").read_text()
+    config = load_config(ROOT / "configs" / "folder_example.yaml")
+    assert config.data.source == "folder" and config.data.root == "data/photos"
+    keys = [line.split(":")[0].strip() for line in text.splitlines() if line.startswith("  ")]
+    assert all("#" in line for line in text.splitlines() if line.startswith("  "))
+    assert set(keys) >= set(config.to_dict()["data"])
