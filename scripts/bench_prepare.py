@@ -27,7 +27,7 @@ from pipeline.prepare import prepare  # noqa: E402
 
 
 def make_photo(task):
-    """A smooth, photo-like JPEG (gradients, shapes, a little noise) of the given long side."""
+    """A smooth, photo-like JPEG (colour gradients and shapes, no grain) of the given long side."""
     path, long_side, seed = task
     rng = np.random.default_rng(seed)
     w, h = (long_side, long_side * 3 // 4) if seed % 2 else (long_side * 3 // 4, long_side)
@@ -38,10 +38,7 @@ def make_photo(task):
         x, y = rng.integers(0, w), rng.integers(0, h)
         r = int(rng.integers(w // 20, w // 4))
         draw.ellipse((x - r, y - r, x + r, y + r), fill=tuple(int(c) for c in rng.integers(0, 256, 3)))
-    noise = rng.normal(0, 4, (h // 8, w // 8, 3))  # sensor-like grain, upscaled so it costs little to make
-    grain = np.asarray(Image.fromarray(np.clip(noise + 128, 0, 255).astype(np.uint8)).resize((w, h)))
-    pixels = np.clip(np.asarray(image, dtype=np.int16) + grain - 128, 0, 255).astype(np.uint8)
-    Image.fromarray(pixels).save(path, quality=90)
+    image.save(path, quality=90)
 
 
 def generate(root, args, rng):
