@@ -9,7 +9,7 @@ RAW := data/raw/train_catvnoncat.h5 data/raw/test_catvnoncat.h5
 DATA_FROM ?=
 FETCH := $(PY) -m pipeline fetch $(if $(DATA_FROM),--from "$(DATA_FROM)")
 
-.PHONY: help venv data train evaluate predict test clean
+.PHONY: help venv data prepare audit train evaluate predict test clean
 .DEFAULT_GOAL := help
 
 help: ## list the targets
@@ -26,6 +26,13 @@ $(RAW) &: | $(STAMP)
 	$(FETCH)
 
 data: $(RAW) ## fetch the course's HDF5 files into data/raw (DATA_FROM=url-or-folder to choose the source)
+
+prepare: CONFIG = configs/folder_example.yaml
+prepare: | $(STAMP) ## image folders -> data/processed/<name>/*.h5 (CONFIG=configs/folder_example.yaml)
+	$(PY) -m pipeline prepare --config $(CONFIG)
+
+audit: | $(STAMP) ## duplicates, train/test leaks and class balance of CONFIG's data (course: make data first)
+	$(PY) -m pipeline audit --config $(CONFIG)
 
 train: $(RAW) | $(STAMP) ## train the lesson's neuron (CONFIG=configs/default.yaml) into a new run folder
 	$(PY) -m pipeline train --config $(CONFIG)

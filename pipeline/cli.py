@@ -25,11 +25,46 @@ def cmd_fetch(args):
     fetch(args.source or DEFAULT_SOURCE, args.dest, log=info)
 
 
+def _prepare_options(args):
+    """How a folder dataset is prepared when a command needs it (see cmd_prepare)."""
+    return {"workers": getattr(args, "workers", None), "log": info, "progress": not args.quiet}
+
+
+def cmd_prepare(args):
+    from pipeline.prepare import prepare, summary
+
+    config = load_config(args.config, args.set)
+    if config.data.source != "folder":
+        raise PipelineError(f"{args.config}: data.source is '{config.data.source}'; prepare needs a folder dataset "
+                            "(data.source: folder, data.root: ...)")
+    folder, report, _ = prepare(config, args.workers, args.force, args.strict, log=info, progress=not args.quiet)
+    print("\n".join(summary(folder, report)))
+
+
+def cmd_audit(args):
+    import json
+
+    from pipeline.audit import audit, summary
+    from pipeline.train import load_data
+
+    config = load_config(args.config, args.set)
+    if config.data.source == "folder":
+        from pipeline.prepare import prepare
+
+        _, report, _ = prepare(config, args.workers, log=info, progress=not args.quiet)
+        result = report["audit"]
+    else:
+        sets = dict(zip(("train", "test"), load_data(config)))
+        result = audit({s: (d.x, d.y, None) for s, d in sets.items()}, sets["train"].classes,
+                       config.audit.near_distance)
+    print(json.dumps(result, indent=2) if args.json else "\n".join(summary(result)))
+
+
 def cmd_train(args):
     from pipeline.train import load_data, train
 
     config = load_config(args.config, args.set)
-    splits = load_data(config)
+    splits = load_data(config, **_prepare_options(args))
     n = config.train.num_iterations
     with tqdm(total=n, desc="train", unit="it", file=sys.stderr, disable=args.quiet or not sys.stderr.isatty(),
               leave=False) as bar:
@@ -48,7 +83,7 @@ def cmd_evaluate(args):
     run_dir = Path(args.run) if args.run else latest_run()
     config = load_config(run_dir / "config.yaml", args.set)
     model = load_model(run_dir / "model.npz")
-    train_set, test_set = load_data(config)
+    train_set, test_set = load_data(config, **_prepare_options(args))
     evaluate(model, train_set, test_set, run_dir, config.evaluate.enlarge)
     _print_accuracies(model, (train_set, test_set))
     info(f"rewrote {run_dir / 'metrics.json'} and {run_dir / 'misclassified'}")
@@ -97,6 +132,12 @@ def _print_accuracies(model, splits):
         print(f"{name} accuracy: {lesson_accuracy(split.y, model.logits(split.x), model.threshold)} %")
 
 
+def _positive_int(text):
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got '{text}'")
+    return int(text)
+
+
 def build_parser():
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--debug", action="store_true", help="show the full traceback of an error")
@@ -117,7 +158,24 @@ def build_parser():
     p.add_argument("--dest", default="data/raw", help="where to put them (default: data/raw)")
     p.set_defaults(func=cmd_fetch)
 
-    p = sub.add_parser("train", parents=[common, with_config], help="train the neuron, write a run folder")
+    workers = argparse.ArgumentParser(add_help=False)
+    workers.add_argument("--workers", type=_positive_int, metavar="N",
+                         help="processes decoding a folder dataset's images (default: all cores)")
+
+    p = sub.add_parser("prepare", parents=[common, with_config, workers],
+                       help="turn the image folders of a folder config into data/processed/<name>/*.h5")
+    p.add_argument("--config", required=True, help="YAML config with data.source: folder")
+    p.add_argument("--force", action="store_true", help="prepare again even when nothing changed")
+    p.add_argument("--strict", action="store_true", help="fail on any file that cannot be used")
+    p.set_defaults(func=cmd_prepare)
+
+    p = sub.add_parser("audit", parents=[common, with_config, workers],
+                       help="duplicates within and across splits, class balance, label conflicts")
+    p.add_argument("--config", default="configs/default.yaml", help="YAML config (default: configs/default.yaml)")
+    p.add_argument("--json", action="store_true", help="print the audit as JSON")
+    p.set_defaults(func=cmd_audit)
+
+    p = sub.add_parser("train", parents=[common, with_config, workers], help="train the neuron, write a run folder")
     p.add_argument("--config", default="configs/default.yaml", help="YAML config (default: configs/default.yaml)")
     p.add_argument("--run-dir", help="the run folder to write (new or empty; default: runs/<config>-<time>)")
     p.set_defaults(func=cmd_train)

@@ -32,16 +32,39 @@ def _one_of(*choices):
     return lambda v: None if v in choices else f"must be one of {', '.join(choices)}"
 
 
+def _fraction(v):
+    return None if 0 <= v < 1 else "must be >= 0 and < 1"
+
+
+def _folder_name(v):
+    return None if v == "" or (v not in (".", "..") and "/" not in v and "\\" not in v) else "must be a plain folder name"
+
+
+def _names(v):
+    return None if all(n.strip() for n in v.split(",")) else "must be folder names separated by commas"
+
+
 def _key(default, check=None):
     return field(default=default, metadata={"check": check})
 
 
 @dataclass(frozen=True)
 class DataConfig:
-    source: str = _key("course", _one_of("course"))
+    source: str = _key("course", _one_of("course", "folder"))
     dir: str = _key("data/raw")
     fit: str = _key("squash", _one_of(*FITS))
     resample: str = _key("bilinear", _one_of(*RESAMPLES))
+    # source: folder (pipeline/prepare.py)
+    root: str = _key("")
+    test_root: str = _key("")
+    positive: str = _key("cat", _names)
+    negative: str = _key("non-cat", _names)
+    test_fraction: float = _key(0.2, _open_unit)
+    val_fraction: float = _key(0.0, _fraction)
+    split_seed: int = _key(0, _at_least(0))
+    image_size: int = _key(64, _at_least(1))
+    min_size: int = _key(0, _at_least(0))
+    name: str = _key("", _folder_name)
 
 
 @dataclass(frozen=True)
@@ -64,11 +87,17 @@ class EvaluateConfig:
 
 
 @dataclass(frozen=True)
+class AuditConfig:
+    near_distance: float = _key(0.02, _fraction)
+
+
+@dataclass(frozen=True)
 class Config:
     data: DataConfig = field(default_factory=DataConfig)
     features: FeaturesConfig = field(default_factory=FeaturesConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
+    audit: AuditConfig = field(default_factory=AuditConfig)
 
     def to_dict(self):
         return dataclasses.asdict(self)

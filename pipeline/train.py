@@ -19,9 +19,17 @@ def fit(X, Y, train_config, on_cost=None, on_step=None):
     return params["w"], params["b"], costs
 
 
-def load_data(config):
-    """The (train, test) Datasets the config names."""
-    return data.load_course(Path(config.data.dir))
+def load_data(config, **prepare_options):
+    """The (train, test) Datasets the config names: the course files, or a folder dataset prepared first
+    (only when its sources or settings changed; prepare_options go to pipeline.prepare.prepare)."""
+    if config.data.source == "course":
+        return data.load_course(Path(config.data.dir))
+    from pipeline.prepare import prepare, summary
+
+    folder, report, built = prepare(config, **prepare_options)
+    for line in summary(folder, report) if built else ():
+        prepare_options.get("log", lambda message: None)(line)
+    return data.load_split(folder / "train.h5", "train"), data.load_split(folder / "test.h5", "test")
 
 
 def train(config, train_set, test_set, name, run_dir=None, on_cost=None, on_step=None):

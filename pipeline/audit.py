@@ -1,0 +1,93 @@
+"""The data audit: class balance per split, exact and near duplicates within and across splits.
+
+An exact duplicate is an image with the same pixels as another (at the prepared size); one in two splits is
+a leak of test data into training. A near duplicate is a pair whose 16x16 thumbnails differ by less than
+audit.near_distance in root-mean-square, pixel values scaled to 0..1. Duplicates whose labels differ are
+flagged as label conflicts.
+"""
+import hashlib
+from collections import defaultdict
+
+import numpy as np
+from PIL import Image
+
+THUMB = 16  # thumbnail side for the near-duplicate distance
+BLOCK = 1024  # rows of the pairwise distance matrix computed at a time: memory stays O(BLOCK * m)
+LISTED = 1000  # at most this many groups or pairs are listed (all are counted)
+
+
+def audit(splits, classes, near_distance=0.02):
+    """splits: {name: (x (m, h, w, 3) uint8, y (1, m), sources or None)}, classes (name of 0, name of 1).
+
+    Returns a JSON-able dict: balance, exact_duplicates, near_duplicates (each listed up to LISTED).
+    """
+    names, labels, digests, thumbs = [], [], [], []
+    balance = {}
+    for s, (x, y, sources) in splits.items():
+        counts = [int(np.sum(y == 0)), int(np.sum(y == 1))]
+        balance[s] = {classes[0]: counts[0], classes[1]: counts[1], "positive_fraction": counts[1] / max(1, sum(counts))}
+        for i in range(x.shape[0]):
+            names.append(f"{s}:{sources[i] if sources else i}")
+            labels.append(classes[int(y[0, i])])
+            digests.append(hashlib.sha256(x[i].tobytes()).hexdigest())
+            thumbs.append(thumbnail(x[i]))
+    groups = defaultdict(list)
+    for k, d in enumerate(digests):
+        groups[d].append(k)
+    exact = [_describe(group, names, labels) for group in groups.values() if len(group) > 1]
+    firsts = [group[0] for group in groups.values()]  # one image per exact group: near pairs are new pairs
+    pairs = near_pairs(np.stack([thumbs[k] for k in firsts]), near_distance) if firsts else []
+    near = [{**_describe([firsts[i], firsts[j]], names, labels), "distance": round(dist, 6)} for i, j, dist in pairs]
+    return {"near_distance": near_distance, "balance": balance,
+            "exact_duplicates": {"groups": len(exact), "leaks": sum(g["leak"] for g in exact),
+                                 "label_conflicts": sum(g["label_conflict"] for g in exact), "listed": exact[:LISTED]},
+            "near_duplicates": {"pairs": len(near), "leaks": sum(p["leak"] for p in near),
+                                "label_conflicts": sum(p["label_conflict"] for p in near), "listed": near[:LISTED]}}
+
+
+def _describe(group, names, labels):
+    splits = {names[k].split(":", 1)[0] for k in group}
+    return {"examples": [names[k] for k in group], "labels": [labels[k] for k in group],
+            "leak": len(splits) > 1, "label_conflict": len({labels[k] for k in group}) > 1}
+
+
+def thumbnail(pixels):
+    """(h, w, 3) uint8 -> (THUMB*THUMB*3,) float32 in 0..1, box-averaged."""
+    small = Image.fromarray(pixels, "RGB").resize((THUMB, THUMB), Image.Resampling.BOX)
+    return np.asarray(small, dtype=np.float32).reshape(-1) / 255.0
+
+
+def near_pairs(T, threshold):
+    """Pairs (i, j, distance) with i < j whose rows of T (m, n) are closer than threshold in RMS difference."""
+    m, n = T.shape
+    sq = np.sum(T * T, axis=1)  # (m,)
+    pairs = []
+    for start in range(0, m, BLOCK):
+        block = T[start:start + BLOCK]  # (b, n)
+        # |a - c|^2 = |a|^2 + |c|^2 - 2 a.c, for this block of rows against every row
+        d2 = (sq[start:start + BLOCK, None] + sq[None, :] - 2.0 * block @ T.T) / n  # (b, m)
+        rows, cols = np.nonzero(np.sqrt(np.maximum(d2, 0.0)) < threshold)
+        for r, c in zip(rows, cols):
+            if start + r < c:
+                pairs.append((int(start + r), int(c), float(np.sqrt(max(d2[r, c], 0.0)))))
+    return pairs
+
+
+def summary(result, shown=10):
+    """The audit as lines of text for a person."""
+    lines = []
+    for s, b in result["balance"].items():
+        (c0, n0), (c1, n1) = list(b.items())[:2]
+        lines.append(f"{s}: {n0 + n1} images, {c1} {n1}, {c0} {n0} ({b['positive_fraction']:.1%} {c1})")
+    for kind, title, unit in (("exact_duplicates", "exact duplicates", "groups"),
+                              ("near_duplicates", f"near duplicates (distance < {result['near_distance']})", "pairs")):
+        r = result[kind]
+        lines.append(f"{title}: {r[unit]} {unit}, {r['leaks']} across splits (leaks), "
+                     f"{r['label_conflicts']} with conflicting labels")
+        for g in r["listed"][:shown]:
+            flags = " [leak]" * g["leak"] + " [label conflict]" * g["label_conflict"]
+            dist = f" distance {g['distance']}" if "distance" in g else ""
+            lines.append("  " + " = ".join(f"{e} ({lab})" for e, lab in zip(g["examples"], g["labels"])) + dist + flags)
+        if r[unit] > shown:
+            lines.append(f"  ... {r[unit] - shown} more")
+    return lines

@@ -1,0 +1,193 @@
+"""The prepare stage: a user's image folders -> data/processed/<name>/{train,test}.h5 in the course schema.
+
+Images are decoded in worker processes with the shared loader (pipeline/images.py) and appended to the
+split files in the order of their sorted paths, so the result does not depend on the number of workers.
+The whole folder is built under a temporary name and swapped in when complete. It is rebuilt only when
+the settings or the source files (names, sizes, mtimes) changed, which the fingerprint in
+prepare_report.json records.
+"""
+import hashlib
+import json
+import multiprocessing
+import os
+import sys
+from pathlib import Path
+
+from PIL import Image
+from tqdm import tqdm
+
+from pipeline import PipelineError
+from pipeline.audit import audit
+from pipeline.audit import summary as audit_summary
+from pipeline.files import replace_dir, sha256_file, write_text
+from pipeline.data import load_split
+from pipeline.h5write import SplitWriter, h5_count, read_sources
+from pipeline.images import load_image
+from pipeline.scan import SPLITS, class_names, scan, split
+
+PROCESSED_ROOT = Path("data/processed")
+REPORT = "prepare_report.json"
+FORMAT = 1  # bump when what prepare writes changes: datasets of an older format are rebuilt
+
+
+def dataset_dir(data):
+    """data/processed/<data.name, or the root folder's name>."""
+    return PROCESSED_ROOT / (data.name or Path(data.root).resolve().name)
+
+
+def prepare(config, workers=None, force=False, strict=False, log=lambda message: None, progress=False):
+    """Prepare the folder dataset config.data names, unless it is up to date. Returns (folder, report, whether it was built now)."""
+    data = config.data
+    if not data.root:
+        raise PipelineError("data.root: required when data.source is folder (the folder holding cat/ and non-cat/)")
+    out = dataset_dir(data)
+    entries, splits, ignored = _collect(data)
+    settings = _settings(data)
+    fingerprint = hashlib.sha256(json.dumps(
+        [FORMAT, settings, config.audit.near_distance, [(e.rel, s, e.size, e.mtime_ns) for e, s in zip(entries, splits)], ignored]
+    ).encode()).hexdigest()
+    report = read_report(out)
+    if not force and report.get("fingerprint") == fingerprint:
+        if strict and report["skipped"]:
+            raise PipelineError(f"{out / REPORT}: {len(report['skipped'])} files were skipped "
+                                f"(first: {report['skipped'][0]['file']}); --strict refuses any skipped file")
+        log(f"{out}: up to date (same sources and settings), not prepared again; --force redoes it")
+        return out, report, False
+    classes = [names[0] for names in class_names(data)]
+    report = {"fingerprint": fingerprint, "settings": settings, "classes": classes, "ignored": ignored}
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        replace_dir(out, lambda tmp: _build(tmp, entries, splits, config, report, workers, strict, progress))
+    except OSError as e:  # an unwritable or occupied data/processed
+        raise PipelineError(f"{e.filename or out}: cannot write the prepared dataset: {e.strerror or e}") from None
+    log(f"{out}: prepared {sum(sum(c.values()) for c in report['counts'].values())} images")
+    return out, report, True
+
+
+def _collect(data):
+    """(entries, split name of each, ignored files) from data.root (and data.test_root when set)."""
+    entries, ignored = scan(data.root, data)
+    if not data.test_root:
+        return entries, split(entries, data.test_fraction, data.val_fraction, data.split_seed), ignored
+    train_splits = split(entries, 0.0, data.val_fraction, data.split_seed)
+    test_entries, test_ignored = scan(data.test_root, data)
+    return entries + test_entries, train_splits + ["test"] * len(test_entries), ignored + test_ignored
+
+
+def _settings(data):
+    """Everything prepare's result depends on, besides the files themselves."""
+    keys = ("positive", "negative", "test_fraction", "val_fraction", "split_seed", "image_size", "min_size",
+            "fit", "resample")
+    return {"root": str(Path(data.root).resolve()),
+            "test_root": str(Path(data.test_root).resolve()) if data.test_root else "",
+            **{k: getattr(data, k) for k in keys}}
+
+
+def _build(tmp, entries, splits, config, report, workers, strict, progress):
+    data = config.data
+    os.chmod(tmp, 0o755)  # mkdtemp makes it private; the dataset is as readable as any other output
+    size = (data.image_size, data.image_size)
+    writers = {s: SplitWriter(tmp / f"{s}.h5", s, report["classes"], size, report["settings"])
+               for s in SPLITS if s in splits}
+    skipped = []
+    tasks = [(str(e.path), size, data.fit, data.resample, data.min_size) for e in entries]
+    bar = tqdm(total=len(tasks), desc="prepare", unit="img", file=sys.stderr, leave=False,
+               disable=not progress or not sys.stderr.isatty())
+    decoded = _decode_all(tasks, workers)
+    try:
+        for e, s, (pixels, reason, digest) in zip(entries, splits, decoded):
+            bar.update()
+            if pixels is None:
+                if strict:
+                    raise PipelineError(f"{e.path}: {reason}; --strict refuses any skipped file")
+                skipped.append({"file": e.rel, "reason": reason})
+            else:
+                writers[s].add(pixels, e.label, e.rel, digest)
+    finally:
+        decoded.close()  # stops the worker processes at once when a file was refused
+        bar.close()
+        for w in writers.values():
+            w.close()
+    report["counts"] = {s: dict(zip(report["classes"], w.counts)) for s, w in writers.items()}
+    report["skipped"] = skipped
+    _check_counts(report, data)
+    report["audit"] = audit_files(tmp, report["classes"], config.audit.near_distance)
+    write_text(tmp / REPORT, json.dumps(report, indent=2) + "\n")
+
+
+def _check_counts(report, data):
+    counts = report["counts"]
+    if not sum(sum(c.values()) for c in counts.values()):
+        raise PipelineError(f"{data.root}: no usable images ({len(report['skipped'])} skipped)")
+    for name, n in counts["train"].items():
+        if not n:
+            raise PipelineError(f"{data.root}: no usable training images of class '{name}'; "
+                                "training needs examples of both classes")
+    if not sum(counts.get("test", {}).values()):
+        raise PipelineError(f"{data.test_root or data.root}: the test split has no usable images "
+                            f"(data.test_fraction is {data.test_fraction})")
+
+
+def _decode_all(tasks, workers):
+    """Decode every task in order: in this process for one worker, else in a pool of worker processes."""
+    workers = workers or os.cpu_count() or 1
+    if workers == 1:
+        yield from map(decode, tasks)
+        return
+    with multiprocessing.get_context("spawn").Pool(workers) as pool:
+        yield from pool.imap(decode, tasks, chunksize=max(1, min(16, len(tasks) // (workers * 4))))
+
+
+def decode(task):
+    """One file -> (pixels (h, w, 3) uint8 or None, reason it was skipped or None, sha256 of the file)."""
+    path, size, fit, resample, min_size = task
+    try:
+        digest = sha256_file(path)
+    except OSError as e:
+        return None, f"unreadable ({e.strerror})", ""
+    if min_size:
+        try:
+            with Image.open(path) as im:  # reads the header only
+                w, h = im.size
+            if min(w, h) < min_size:
+                return None, f"too small ({w}x{h} px, data.min_size is {min_size})", digest
+        except Exception:  # not an image: load_image below says why
+            pass
+    try:
+        return load_image(path, size, fit, resample), None, digest
+    except PipelineError as e:
+        return None, str(e).removeprefix(f"{path}: "), digest
+
+
+def read_report(folder):
+    """The prepare_report.json of a prepared folder, or {} when there is none (or it is unreadable)."""
+    try:
+        return json.loads((Path(folder) / REPORT).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+
+
+def audit_files(folder, classes, near_distance):
+    """The audit of the split files in folder (see pipeline/audit.py)."""
+    splits = {}
+    for s in SPLITS:
+        path = Path(folder) / f"{s}.h5"
+        if path.is_file() and h5_count(path, s):
+            ds = load_split(path, s)
+            splits[s] = (ds.x, ds.y, read_sources(path, s))
+    return audit(splits, classes, near_distance)
+
+
+def summary(folder, report, shown=10):
+    """The prepare report as lines of text for a person."""
+    counts = ", ".join(f"{s} {sum(c.values())} ({', '.join(f'{k} {n}' for k, n in c.items())})"
+                       for s, c in report["counts"].items())
+    lines = [f"{folder}: {counts}"]
+    skipped, ignored = report["skipped"], report["ignored"]
+    lines.append(f"skipped {len(skipped)} files" + ":" * bool(skipped))
+    lines += [f"  {s['file']}: {s['reason']}" for s in skipped[:shown]]
+    if len(skipped) > shown:
+        lines.append(f"  ... {len(skipped) - shown} more in {folder / REPORT}")
+    lines.append(f"ignored {len(ignored)} files (hidden, or not an image by extension)"
+                 + (": " + ", ".join(ignored[:shown]) + ", ..." * (len(ignored) > shown) if ignored else ""))
+    return lines + [f"audit: {line}" for line in audit_summary(report["audit"])]

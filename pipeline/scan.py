@@ -1,0 +1,97 @@
+"""Find a folder dataset's images: one subfolder per class under data.root, and split them.
+
+Every class folder is walked recursively (following symlinks, refusing loops). Files whose extension is
+not an image's, and hidden files (.DS_Store ...), are ignored and listed. The split is stratified and
+deterministic: within each class the sorted files are shuffled by a generator seeded with
+(data.split_seed, label), so a class's split does not depend on the other class's files.
+"""
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from pipeline import PipelineError
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+SPLITS = ("train", "test", "val")
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One image file: its path, its path relative to its root (for provenance), label, size and mtime."""
+
+    path: Path
+    rel: str
+    label: int
+    size: int
+    mtime_ns: int
+
+
+def class_names(data):
+    """(negative folder names, positive folder names) from data.negative and data.positive."""
+    negative = [n.strip() for n in data.negative.split(",")]
+    positive = [n.strip() for n in data.positive.split(",")]
+    both = set(negative) & set(positive)
+    if both:
+        raise PipelineError(f"data.positive and data.negative both name the folder '{sorted(both)[0]}'")
+    return negative, positive
+
+
+def scan(root, data):
+    """List root's images per class. Returns (entries sorted by rel, ignored rel paths sorted)."""
+    root = Path(root)
+    if not root.is_dir():
+        raise PipelineError(f"{root}: no such folder (data.root or data.test_root)")
+    negative, positive = class_names(data)
+    entries, ignored = [], []
+    for label, names in ((0, negative), (1, positive)):
+        found = 0
+        for name in names:
+            folder = root / name
+            if not folder.is_dir():
+                present = sorted(p.name for p in root.iterdir() if p.is_dir()) or ["none"]
+                raise PipelineError(f"{folder}: class folder missing; both classes need a folder "
+                                    f"(data.positive: {data.positive}, data.negative: {data.negative}; "
+                                    f"folders found: {', '.join(present)})")
+            for path in _walk(folder):
+                rel = path.relative_to(root).as_posix()
+                if path.name.startswith(".") or path.suffix.lower() not in IMAGE_EXTENSIONS:
+                    ignored.append(rel)
+                    continue
+                st = path.stat()
+                entries.append(Entry(path, rel, label, st.st_size, st.st_mtime_ns))
+                found += 1
+        if not found:
+            raise PipelineError(f"{root / names[0]}: class folder holds no image files")
+    return sorted(entries, key=lambda e: e.rel), sorted(ignored)
+
+
+def _walk(folder):
+    """Every file under folder, following symlinks; a symlink back to a folder above is an error."""
+    def visit(path, ancestors):
+        real = os.path.realpath(path)
+        if real in ancestors:
+            raise PipelineError(f"{path}: symlink loop (it leads back to {real})")
+        for child in sorted(os.scandir(path), key=lambda d: d.name):
+            if child.is_dir():
+                yield from visit(child.path, ancestors | {real})
+            elif child.is_file():
+                yield Path(child.path)
+    yield from visit(folder, frozenset())
+
+
+def split(entries, test_fraction, val_fraction, seed):
+    """Assign each entry a split name, stratified by label; returns a list parallel to entries."""
+    names = ["train"] * len(entries)
+    for label in (0, 1):
+        idx = [i for i, e in enumerate(entries) if e.label == label]
+        order = np.random.default_rng([seed, label]).permutation(len(idx))
+        n_test = round(len(idx) * test_fraction)
+        n_val = round(len(idx) * val_fraction)
+        for k, j in enumerate(order):
+            if k < n_test:
+                names[idx[j]] = "test"
+            elif k < n_test + n_val:
+                names[idx[j]] = "val"
+    return names
