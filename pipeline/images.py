@@ -83,8 +83,10 @@ def _open(path):
         raise PipelineError(f"{path}: refused: {e}") from None
     except UnidentifiedImageError:
         raise PipelineError(f"{path}: not an image ({_sniff(path)})") from None
-    except DECODE_ERRORS as e:
-        raise PipelineError(f"{path}: cannot read ({e})") from None  # e.g. permission denied
+    except PermissionError as e:
+        raise PipelineError(f"{path}: cannot read ({e.strerror})") from None
+    except DECODE_ERRORS as e:  # the header itself is cut short or garbled
+        raise PipelineError(f"{path}: truncated or corrupt image ({e})") from None
 
 
 def _check_pixels(path, size, limit):

@@ -79,7 +79,7 @@ def test_prepare_train_evaluate_audit_on_a_generated_folder(tmp_path, photos):
     (photos / "cat" / "broken.jpg").write_text("not a picture")
     result = run_cli("prepare", "--config", "c.yaml", cwd=tmp_path, check=0)
     assert result.stdout.startswith("data/processed/photos: train 12 (non-cat 4, cat 8), test 3 (non-cat 1, cat 2)\n")
-    assert "skipped 1 files:\n  cat/broken.jpg: not an image\n" in result.stdout
+    assert "skipped 1 files:\n  cat/broken.jpg: not an image (a text file)\n" in result.stdout
     assert run_cli("prepare", "--config", "c.yaml", "--strict", cwd=tmp_path).stderr == (
         "error: data/processed/photos/prepare_report.json: 1 files were skipped (first: cat/broken.jpg); "
         "--strict refuses any skipped file\n")

@@ -86,7 +86,7 @@ def test_bad_files_are_skipped_and_listed_and_strict_refuses_them(tmp_path, fold
     make_folder(photos / "cat" / "tiny", counts=(("sub", 1),), size=4)
     out, report, _ = run(tmp_path, min_size=8)
     reasons = {s["file"]: s["reason"] for s in report["skipped"]}
-    assert reasons["cat/text.jpg"] == "not an image"
+    assert reasons["cat/text.jpg"] == "not an image (a text file)"
     assert reasons["cat/cut.jpg"].startswith("truncated")
     assert reasons["cat/tiny/sub/000.png"] == "too small (4x4 px, data.min_size is 8)"
     assert report["ignored"] == ["cat/.DS_Store", "cat/notes.txt"]
