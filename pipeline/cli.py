@@ -48,9 +48,19 @@ def cmd_evaluate(args):
     config = load_config(run_dir / "config.yaml", args.set)
     model = load_model(run_dir / "model.npz")
     train_set, test_set = load_data(config)
+    from pipeline.report import write_run_report
+
     evaluate(model, train_set, test_set, run_dir, config.evaluate.enlarge)
+    write_run_report(run_dir, (train_set, test_set), config)
     _print_accuracies(model, (train_set, test_set))
-    info(f"rewrote {run_dir / 'metrics.json'} and {run_dir / 'misclassified'}")
+    info(f"rewrote {run_dir / 'metrics.json'}, {run_dir / 'misclassified'} and {run_dir / 'report.html'}")
+
+
+def cmd_report(args):
+    from pipeline.artifacts import latest_run
+    from pipeline.report import write_report
+
+    info(f"wrote {write_report(Path(args.run) if args.run else latest_run(), args.set)}")
 
 
 def _print_accuracies(model, splits):
@@ -90,6 +100,11 @@ def build_parser():
                        help="re-evaluate a run's model, rewrite its metrics and misclassified images")
     p.add_argument("--run", help="the run folder (default: the latest run under runs/)")
     p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("report", parents=[common, with_config],
+                       help="rebuild report.html and the pictures of a run folder, or report.html of a sweep folder")
+    p.add_argument("run", nargs="?", metavar="RUN_DIR", help="a run or sweep folder (default: the latest run)")
+    p.set_defaults(func=cmd_report)
     return parser
 
 
