@@ -1,0 +1,172 @@
+"""report.html and its pictures, made by real `train`/`evaluate`/`report` runs on a small generated HDF5 dataset."""
+import base64
+import csv
+import io
+import shutil
+import xml.etree.ElementTree as ET
+from html.parser import HTMLParser
+
+import h5py
+import numpy as np
+import pytest
+from PIL import Image
+
+from pipeline.artifacts import load_model
+from pipeline.pictures import weights_pixels
+from tests.conftest import run_cli
+
+SECTIONS = {"overview", "cost", "misclassified", "weights", "confusion", "curves", "confident", "settings"}
+FILES = ["cost_curve.svg", "cost_curve.png", "confusion.png", "roc.svg", "pr.svg", "weights.png",
+         "misclassified/grid.png"]
+SVG = "{http://www.w3.org/2000/svg}"
+
+
+def write_split(path, split, x, y):
+    with h5py.File(path, "w") as f:
+        f[f"{split}_set_x"] = x
+        f[f"{split}_set_y"] = y
+        f["list_classes"] = np.array([b"non-cat", b"cat"])
+
+
+@pytest.fixture(scope="session")
+def small_data(tmp_path_factory):
+    """8x8 images in the course schema: 'cats' have a brighter red centre, with enough noise for mistakes."""
+    folder = tmp_path_factory.mktemp("small-data")
+    rng = np.random.default_rng(0)
+    for split, m in (("train", 60), ("test", 30)):
+        y = np.arange(m) % 2
+        x = rng.normal(110, 45, size=(m, 8, 8, 3))
+        x[:, 2:6, 2:6, 0] += 40 * y[:, None, None]
+        write_split(folder / f"{split}_catvnoncat.h5", split, np.clip(x, 0, 255).astype(np.uint8), y)
+    return folder
+
+
+def train_small(data, run_dir, *sets):
+    args = ["train", "--set", f"data.dir={data}", "--set", "train.num_iterations=300", "--set",
+            "train.print_every=10", "--run-dir", run_dir]
+    for s in sets:
+        args += ["--set", s]
+    return run_cli(*args, check=0)
+
+
+@pytest.fixture(scope="module")
+def small_run(small_data, tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("runs") / "small"
+    train_small(small_data, run_dir)
+    return run_dir
+
+
+class Page(HTMLParser):
+    """What a reader of the page gets: section ids, images (src, alt), the tags used and the text."""
+
+    def __init__(self, text):
+        super().__init__()
+        self.sections, self.images, self.tags, self.text = [], [], set(), []
+        self.feed(text)
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        self.tags.add(tag)
+        if tag == "section":
+            self.sections.append(attrs["id"])
+        if tag == "img":
+            self.images.append(attrs)
+
+    def handle_data(self, data):
+        self.text.append(data)
+
+
+def decode(src):
+    head, _, data = src.partition(",")
+    assert head in ("data:image/png;base64", "data:image/svg+xml;base64"), head
+    return head, base64.b64decode(data)
+
+
+def polyline_points(svg_text):
+    """The points of each polyline of an SVG document, as arrays of shape (k, 2)."""
+    root = ET.fromstring(svg_text)
+    return [np.array([p.split(",") for p in line.get("points").split()], float)
+            for line in root.iter(f"{SVG}polyline")]
+
+
+def read_costs(run_dir):
+    with open(run_dir / "costs.csv") as f:
+        return np.array([float(r["cost"]) for r in csv.DictReader(f)])
+
+
+def test_report_is_self_contained_and_shows_every_section(small_run):
+    page = Page((small_run / "report.html").read_text())
+    assert set(page.sections) == SECTIONS
+    assert not page.tags & {"script", "link", "iframe", "object"}  # no javascript, nothing fetched
+    for attrs in page.images:
+        head, data = decode(attrs["src"])
+        if head.endswith("png;base64"):
+            with Image.open(io.BytesIO(data)) as image:
+                image.load()
+        else:
+            assert ET.fromstring(data).tag == f"{SVG}svg"
+    with open(small_run / "misclassified" / "index.csv") as f:
+        wrong = list(csv.DictReader(f))
+    captions = [a["alt"] for a in page.images if a["alt"].startswith("#")]
+    assert 0 < len(wrong) and captions[:len(wrong)] == sorted(captions[:len(wrong)], key=lambda c: -max(
+        float(c.split("= ")[1]), 1 - float(c.split("= ")[1])))  # surest mistakes first
+    assert {int(c[1:].split(":")[0]) for c in captions[:len(wrong)]} == {int(r["index"]) for r in wrong}
+    assert f"Misclassified test images ({len(wrong)} of 30)" in page.text
+
+
+def test_the_pictures_are_also_standalone_files(small_run):
+    for name in FILES:
+        if name.endswith(".png"):
+            with Image.open(small_run / name) as image:
+                image.load()
+        else:
+            ET.parse(small_run / name)
+
+
+def test_cost_curve_has_one_point_per_recorded_cost_and_is_the_inlined_one(small_run):
+    costs = read_costs(small_run)
+    svg_text = (small_run / "cost_curve.svg").read_text()
+    [points] = polyline_points(svg_text)
+    assert len(points) == len(costs) == 30
+    # x grows with the iteration, y (pixels, downwards) is an affine decreasing function of the cost
+    assert np.all(np.diff(points[:, 0]) > 0)
+    slope, offset = np.polyfit(costs, points[:, 1], 1)
+    assert slope < 0 and np.max(np.abs(slope * costs + offset - points[:, 1])) < 0.1
+    page = Page((small_run / "report.html").read_text())
+    [cost] = [a for a in page.images if a["alt"] == "cost by iteration"]
+    assert decode(cost["src"])[1].decode() == svg_text
+
+
+def test_log_scale_cost_axis(small_run, tmp_path):
+    run = shutil.copytree(small_run, tmp_path / "run")
+    run_cli("report", run, "--set", "report.cost_scale=log", check=0)
+    costs = read_costs(run)
+    svg_text = (run / "cost_curve.svg").read_text()
+    [points] = polyline_points(svg_text)
+    slope, offset = np.polyfit(np.log10(costs), points[:, 1], 1)
+    assert np.max(np.abs(slope * np.log10(costs) + offset - points[:, 1])) < 0.1
+    assert "cost (log scale)" in svg_text
+
+
+def test_weights_image_has_the_models_image_shape(small_run):
+    model = load_model(small_run)
+    with Image.open(small_run / "weights.png") as image:
+        pixels = np.asarray(image.convert("RGB"))
+    assert pixels.shape == (8 * 4, 8 * 4, 3)  # image_shape (8, 8, 3), enlarged 4 times (evaluate.enlarge)
+    np.testing.assert_array_equal(pixels[::4, ::4], weights_pixels(model.w, model.image_shape))
+
+
+def test_weights_pixels_put_zero_at_grey_and_follow_the_flatten_order():
+    v = np.zeros((2, 3, 3))
+    v[0, 1, 2], v[1, 0, 0] = 2.0, -1.0
+    w = v.reshape(1, -1).T  # what features.flatten does to one image: (1, h*w*3) -> (n_x, 1)
+    pixels = weights_pixels(w, (2, 3, 3))
+    assert pixels[0, 1, 2] == 255 and pixels[1, 0, 0] == 64 and pixels[0, 0, 0] == 128
+
+
+def test_evaluate_rewrites_the_report(small_run):
+    (small_run / "report.html").unlink()
+    (small_run / "weights.png").unlink()
+    result = run_cli("evaluate", "--run", small_run, check=0)
+    assert "report.html" in result.stderr
+    assert (small_run / "report.html").is_file() and (small_run / "weights.png").is_file()
