@@ -170,3 +170,53 @@ def test_evaluate_rewrites_the_report(small_run):
     result = run_cli("evaluate", "--run", small_run, check=0)
     assert "report.html" in result.stderr
     assert (small_run / "report.html").is_file() and (small_run / "weights.png").is_file()
+
+
+def broken_copy(small_run, tmp_path, name, text):
+    """A copy of the run with the file `name` replaced by text (removed when text is None; name None: intact)."""
+    run = shutil.copytree(small_run, tmp_path / "run")
+    if name:
+        (run / name).write_text(text) if text is not None else (run / name).unlink()
+    return run
+
+
+@pytest.mark.parametrize("name, text, sets, message", [
+    ("costs.csv", "iteration;cost\n", [], "costs.csv: expected a header 'iteration,cost' and at least one row"),
+    ("costs.csv", "iteration,cost\n0,low\n", [], "costs.csv: every row must be 'iteration,cost' with numbers"),
+    ("costs.csv", "iteration,cost\n0,nan\n", [], "costs.csv: costs must be finite"),
+    ("costs.csv", "iteration,cost\n0,0.5\n10,0.0\n", ["report.cost_scale=log"],
+     "costs.csv: costs must be finite and positive for report.cost_scale log"),
+    ("costs.csv", None, [], "costs.csv: no such file"),
+    ("metrics.json", None, [], "metrics.json: no such file; run `python -m pipeline evaluate` to write it"),
+    ("metrics.json", "{", [], "metrics.json: not valid JSON"),
+    ("metrics.json", '{"train": {}, "test": {}}', [],
+     "metrics.json: expected train and test metrics, each with accuracy, log_loss"),
+    ("model.npz", None, [], "model.npz: no such model file"),
+    ("config.yaml", "report:\n  cost_scale: cubic\n", [],
+     "config.yaml: report.cost_scale must be one of linear, log, got 'cubic'"),
+    (None, None, ["report.cost_scale=cubic"], "config.yaml: report.cost_scale must be one of linear, log, got 'cubic'"),
+])
+def test_a_bad_run_folder_is_refused_in_one_line_and_the_old_report_is_kept(small_run, tmp_path, name, text, sets,
+                                                                            message):
+    run = broken_copy(small_run, tmp_path, name, text)
+    before = (run / "report.html").read_bytes()
+    args = ["report", run] + [a for s in sets for a in ("--set", s)]
+    result = run_cli(*args)
+    assert result.returncode == 1 and result.stderr.count("\n") == 1 and message in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr
+    assert (run / "report.html").read_bytes() == before
+    assert not list(run.glob(".*.tmp"))  # no temporary file left behind
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda d: d, "{d}: not a run folder (no config.yaml) nor a sweep folder (no run folders in it)"),
+    (lambda d: d / "missing", "{d}/missing: no such folder"),
+])
+def test_report_of_something_else_is_refused(tmp_path, make, message):
+    result = run_cli("report", make(tmp_path))
+    assert result.returncode == 1 and result.stderr == f"error: {message.format(d=tmp_path)}\n"
+
+
+def test_report_without_any_run_says_to_train_first(tmp_path):
+    result = run_cli("report", cwd=tmp_path)
+    assert result.returncode == 1 and "runs: no run with a model.npz found; train one first" in result.stderr
