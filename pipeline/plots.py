@@ -21,7 +21,8 @@ FONT_SIZE = 13
 @dataclass
 class Chart:
     """What to draw, in pixels: ("line", x1, y1, x2, y2, colour, width, dash), ("polyline", points, colour,
-    width, dash), ("circle", x, y, r, colour), ("text", x, y, text, anchor, rotated)."""
+    width, dash), ("circle", x, y, r, colour), ("rect", x, y, w, h, fill, stroke),
+    ("text", x, y, text, anchor, rotated)."""
 
     width: int
     height: int
@@ -70,17 +71,31 @@ def line_chart(series, title, xlabel, ylabel, log_y=False, unit_square=False, re
     if reference:
         (ax, ay), (bx, by) = reference
         chart.shapes.append(("line", px(ax), py(ay), px(bx), py(by), "#bbbbbb", 1, (4, 4)))
+    drawn = []
     for k, (name, sx, sy) in enumerate(series):
         colour, dash = STYLES[k % len(STYLES)]
         points = [(px(a), py(b)) for a, b in zip(sx, sy)]
+        drawn += points
         chart.shapes.append(("polyline", points, colour, 2, dash))
         if len(points) <= 40:  # markers show where the values were recorded (and a single point at all)
             chart.shapes += [("circle", x, y, 2.5, colour) for x, y in points]
-        if len(series) > 1 or name:
-            ly = TOP + 8 + 18 * k
-            chart.shapes += [("line", w - RIGHT - 190, ly, w - RIGHT - 160, ly, colour, 2, dash),
-                             ("text", w - RIGHT - 154, ly, name, "lm", False)]
+    if len(series) > 1 or series[0][0]:
+        _legend(chart, series, drawn)
     return chart
+
+
+def _legend(chart, series, points, row=18, width=200):
+    """A boxed legend in the corner of the plot area that covers the fewest data points."""
+    height = row * len(series) + 8
+    corners = [(chart.width - RIGHT - width - 4, TOP + 4), (LEFT + 8, chart.height - BOTTOM - height - 4),
+               (chart.width - RIGHT - width - 4, chart.height - BOTTOM - height - 4), (LEFT + 8, TOP + 4)]
+    covered = lambda c: sum(c[0] <= x <= c[0] + width and c[1] <= y <= c[1] + height for x, y in points)
+    x0, y0 = min(corners, key=covered)  # the first corner wins a tie
+    chart.shapes.append(("rect", x0, y0, width, height, "white", "#999999"))
+    for k, (name, _, _) in enumerate(series):
+        colour, dash = STYLES[k % len(STYLES)]
+        y = y0 + 4 + row * k + row / 2
+        chart.shapes += [("line", x0 + 6, y, x0 + 36, y, colour, 2, dash), ("text", x0 + 42, y, name, "lm", False)]
 
 
 def _span(values, pad=0.0):
@@ -108,6 +123,9 @@ def svg(chart):
             out.append(f'<polyline points="{points}" fill="none" {stroke} stroke-linejoin="round"/>')
         elif kind == "circle":
             out.append(f'<circle cx="{a[0]:.1f}" cy="{a[1]:.1f}" r="{a[2]}" fill="{a[3]}"/>')
+        elif kind == "rect":
+            out.append(f'<rect x="{a[0]:.1f}" y="{a[1]:.1f}" width="{a[2]}" height="{a[3]}" fill="{a[4]}" '
+                       f'stroke="{a[5]}"/>')
         else:
             x, y, text, anchor, rotated = a
             turn = f' transform="rotate(-90 {x:.1f} {y:.1f})"' if rotated else ""
@@ -136,6 +154,8 @@ def png(chart, scale=2):
         elif kind == "circle":
             x, y, r = a[0] * s, a[1] * s, a[2] * s
             draw.ellipse((x - r, y - r, x + r, y + r), fill=a[3])
+        elif kind == "rect":
+            draw.rectangle((a[0] * s, a[1] * s, (a[0] + a[2]) * s, (a[1] + a[3]) * s), fill=a[4], outline=a[5], width=s)
         elif a[4]:  # rotated text: draw it on its own strip, turn it, paste it centred on (x, y)
             box = draw.textbbox((0, 0), a[2], font=fnt)
             strip = Image.new("RGB", (box[2] + 2, box[3] + 2), "white")
