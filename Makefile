@@ -9,7 +9,7 @@ RAW := data/raw/train_catvnoncat.h5 data/raw/test_catvnoncat.h5
 DATA_FROM ?=
 FETCH := $(PY) -m pipeline fetch $(if $(DATA_FROM),--from "$(DATA_FROM)")
 
-.PHONY: help venv data train evaluate predict test clean
+.PHONY: help venv data train evaluate report predict test clean
 .DEFAULT_GOAL := help
 
 help: ## list the targets
@@ -32,6 +32,9 @@ train: $(RAW) | $(STAMP) ## train the lesson's neuron (CONFIG=configs/default.ya
 
 evaluate: $(RAW) | $(STAMP) ## re-evaluate the latest run (RUN=runs/... for another)
 	$(PY) -m pipeline evaluate $(if $(RUN),--run "$(RUN)")
+
+report: | $(STAMP) ## rebuild report.html and the pictures of the latest run (RUN=runs/... for another run or a sweep)
+	$(PY) -m pipeline report $(if $(RUN),"$(RUN)")
 
 test: | $(STAMP) ## run the test suite (fetches the data first; real-data tests skip without it)
 	-$(FETCH)

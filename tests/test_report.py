@@ -57,11 +57,12 @@ def small_run(small_data, tmp_path_factory):
 
 
 class Page(HTMLParser):
-    """What a reader of the page gets: section ids, images (src, alt), the tags used and the text."""
+    """What a reader of the page gets: section ids, images (src, alt), table rows, the tags used and the text."""
 
     def __init__(self, text):
         super().__init__()
-        self.sections, self.images, self.tags, self.text = [], [], set(), []
+        self.sections, self.images, self.rows, self.tags, self.text = [], [], [], set(), []
+        self.in_cell = False
         self.feed(text)
 
     def handle_starttag(self, tag, attrs):
@@ -69,11 +70,22 @@ class Page(HTMLParser):
         self.tags.add(tag)
         if tag == "section":
             self.sections.append(attrs["id"])
-        if tag == "img":
+        elif tag == "img":
             self.images.append(attrs)
+        elif tag == "tr":
+            self.rows.append([])
+        elif tag in ("td", "th"):
+            self.rows[-1].append("")
+            self.in_cell = True
+
+    def handle_endtag(self, tag):
+        if tag in ("td", "th"):
+            self.in_cell = False
 
     def handle_data(self, data):
         self.text.append(data)
+        if self.in_cell:
+            self.rows[-1][-1] += data
 
 
 def decode(src):

@@ -27,22 +27,12 @@ def sweep(small_data, tmp_path_factory):  # noqa: F811
     return folder
 
 
-def html_tables(page_text):
-    """The rows of the page's first table, as lists of cell texts."""
-    start, end = page_text.index("<table>"), page_text.index("</table>")
-    rows = []
-    for row in page_text[start:end].split("<tr>")[1:]:
-        cells = [c.split(">", 1)[1].split("</t")[0] for c in row.split("<t")[1:] if c[:2] in ("d>", "h>", "d ")]
-        rows.append(cells)
-    return rows
-
-
 def test_sweep_report_without_summary_builds_the_table_from_the_runs(sweep):
     path = write_sweep_report(sweep)  # the call the sweep command makes at its end
     text = path.read_text()
     page = Page(text)
     assert page.sections == ["summary", "cost"] and not page.tags & {"script", "link"}
-    rows = html_tables(text)
+    rows = page.rows
     assert rows[0] == ["run", "train.learning_rate", "train accuracy", "test accuracy", "test log_loss", "final cost"]
     assert [r[:2] for r in rows[1:]] == [[f"lr-{rate}", str(float(rate))] for rate in RATES]
     for row, rate in zip(rows[1:], RATES):
@@ -66,8 +56,9 @@ def test_sweep_report_shows_summary_csv_when_the_sweep_wrote_one(sweep, tmp_path
     folder = shutil.copytree(sweep, tmp_path / "sweep")
     (folder / "summary.csv").write_text("run,learning_rate,test_accuracy\nlr-0.001,0.001,0.5\nlr-0.02,0.02,0.75\n")
     run_cli("report", folder, check=0)  # the CLI recognises a sweep folder too
-    rows = html_tables((folder / "report.html").read_text())
-    assert rows == [["run", "learning_rate", "test_accuracy"], ["lr-0.001", "0.001", "0.5"], ["lr-0.02", "0.02", "0.75"]]
+    rows = Page((folder / "report.html").read_text()).rows
+    assert rows == [["run", "learning_rate", "test_accuracy"], ["lr-0.001", "0.001", "0.5"],
+                    ["lr-0.02", "0.02", "0.75"]]
 
 
 def test_sweep_report_log_scale(sweep, tmp_path):
