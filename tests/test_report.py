@@ -232,3 +232,15 @@ def test_report_of_something_else_is_refused(tmp_path, make, message):
 def test_report_without_any_run_says_to_train_first(tmp_path):
     result = run_cli("report", cwd=tmp_path)
     assert result.returncode == 1 and "runs: no run with a model.npz found; train one first" in result.stderr
+
+
+def test_a_test_set_of_one_class_gets_a_report_that_says_the_curves_are_undefined(small_data, tmp_path):
+    data = shutil.copytree(small_data, tmp_path / "data")
+    with h5py.File(small_data / "test_catvnoncat.h5", "r") as f:
+        x = f["test_set_x"][()]
+    write_split(data / "test_catvnoncat.h5", "test", x, np.zeros(len(x), dtype=np.int64))
+    train_small(data, tmp_path / "run")
+    page = Page((tmp_path / "run" / "report.html").read_text())
+    assert "The test set holds a single class: ROC and precision-recall are undefined." in page.text
+    assert ["ROC AUC", "", "undefined"] in page.rows and set(page.sections) == SECTIONS
+    assert not (tmp_path / "run" / "roc.svg").exists()
