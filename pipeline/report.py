@@ -146,11 +146,10 @@ def write_sweep_report(sweep_dir, cost_scale=None):
     label = lambda run: ", ".join(f"{k.split('.')[1]}={settings[run][k]}" for k in varying) or run.name
     chart = line_chart([(label(run), *costs[run]) for run in runs], "Cost by iteration, one line per run",
                        "iteration", "cost", log_y=cost_scale == "log", size=(720, max(420, 110 + 18 * len(runs))))
-    write_text(sweep_dir / "cost_curves.svg", svg(chart))
-    write_png(sweep_dir / "cost_curves.png", png(chart))
-
     summary = sweep_dir / "summary.csv"
     header, rows = _read_table(summary) if summary.is_file() else _sweep_table(runs, settings, varying, costs)
+    write_text(sweep_dir / "cost_curves.svg", svg(chart))
+    write_png(sweep_dir / "cost_curves.png", png(chart))
     write_text(sweep_dir / "report.html", page.document(
         f"Sweep {sweep_dir.name}",
         page.section("summary", f"Summary ({len(runs)} runs)", page.table(header, rows, numeric=range(1, len(header))),

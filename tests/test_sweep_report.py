@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from pipeline import PipelineError
 from pipeline.report import write_sweep_report
 from tests.conftest import run_cli
 from tests.test_report import SVG, Page, decode, polyline_points, small_data, small_run, train_small  # noqa: F401
@@ -65,6 +66,19 @@ def test_sweep_report_log_scale(sweep, tmp_path):
     folder = shutil.copytree(sweep, tmp_path / "sweep")
     run_cli("report", folder, "--set", "report.cost_scale=log", check=0)
     assert "cost (log scale)" in (folder / "cost_curves.svg").read_text()
+
+
+def test_sweep_report_refusals_name_the_folder_or_file(sweep, tmp_path):
+    with pytest.raises(PipelineError, match=rf"^{tmp_path}: no run folders \(with config.yaml and costs.csv\) in it$"):
+        write_sweep_report(tmp_path)
+    with pytest.raises(PipelineError, match=rf"^{sweep}: cost_scale must be linear or log, got 'cubic'$"):
+        write_sweep_report(sweep, "cubic")
+    folder = shutil.copytree(sweep, tmp_path / "sweep")
+    (folder / "report.html").unlink(missing_ok=True)
+    (folder / "summary.csv").write_text("")
+    with pytest.raises(PipelineError, match="summary.csv: empty; expected a header row$"):
+        write_sweep_report(folder)
+    assert not (folder / "report.html").exists()
 
 
 def chromium():
