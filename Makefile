@@ -9,7 +9,7 @@ RAW := data/raw/train_catvnoncat.h5 data/raw/test_catvnoncat.h5
 DATA_FROM ?=
 FETCH := $(PY) -m pipeline fetch $(if $(DATA_FROM),--from "$(DATA_FROM)")
 
-.PHONY: help venv data prepare audit train evaluate predict test clean
+.PHONY: help venv data prepare audit train evaluate report predict test clean
 .DEFAULT_GOAL := help
 
 help: ## list the targets
@@ -40,9 +40,7 @@ train: $(RAW) | $(STAMP) ## train the lesson's neuron (CONFIG=configs/default.ya
 evaluate: $(RAW) | $(STAMP) ## re-evaluate the latest run (RUN=runs/... for another)
 	$(PY) -m pipeline evaluate $(if $(RUN),--run "$(RUN)")
 
-predict: | $(STAMP) ## classify your own images with the latest run (IMG=photo.jpg or a folder; RUN=runs/... for another)
-	$(if $(IMG),,$(error IMG is not set: make predict IMG=path/to/photo.jpg))
-	$(PY) -m pipeline predict $(if $(RUN),--model "$(RUN)") "$(IMG)"
+.PHONY: help venv data prepare audit train evaluate report predict test clean
 
 test: | $(STAMP) ## run the test suite (fetches the data first; real-data tests skip without it)
 	-$(FETCH)

@@ -1,5 +1,7 @@
 """Run folders and the model file: everything a run writes, described well enough to be reused alone."""
+import csv
 import io
+import json
 import time
 import zipfile
 from dataclasses import dataclass
@@ -129,3 +131,36 @@ def latest_run(root=RUNS_ROOT):
     if not models:
         raise PipelineError(f"{root}: no run with a model.npz found; train one first (make train)")
     return models[-1].parent
+
+
+def read_metrics(path):
+    """The metrics.json that evaluate writes, as a dict."""
+    try:
+        metrics = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise PipelineError(f"{path}: no such file; run `python -m pipeline evaluate` to write it") from None
+    except ValueError as e:
+        raise PipelineError(f"{path}: not valid JSON: {e}") from None
+    keys = ("accuracy", "log_loss", "precision", "recall", "f1", "count", "confusion")
+    if not isinstance(metrics, dict) or not all(isinstance(metrics.get(s), dict) and all(k in metrics[s] for k in keys)
+                                                for s in ("train", "test")):
+        raise PipelineError(f"{path}: expected train and test metrics, each with {', '.join(keys)}")
+    return metrics
+
+
+def read_costs(path, positive=False):
+    """(iterations, costs) from a costs.csv of `iteration,cost` rows, refusing anything else."""
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            rows = list(csv.reader(f))
+    except FileNotFoundError:
+        raise PipelineError(f"{path}: no such file") from None
+    if not rows or rows[0] != ["iteration", "cost"] or len(rows) < 2:
+        raise PipelineError(f"{path}: expected a header 'iteration,cost' and at least one row")
+    try:
+        iterations, costs = [int(r[0]) for r in rows[1:]], [float(r[1]) for r in rows[1:]]
+    except (ValueError, IndexError):
+        raise PipelineError(f"{path}: every row must be 'iteration,cost' with numbers") from None
+    if not np.all(np.isfinite(costs)) or (positive and min(costs) <= 0):
+        raise PipelineError(f"{path}: costs must be finite{' and positive for report.cost_scale log' * positive}")
+    return iterations, costs

@@ -78,6 +78,7 @@ def cmd_train(args):
 def cmd_evaluate(args):
     from pipeline.artifacts import latest_run, load_model
     from pipeline.evaluate import evaluate
+    from pipeline.report import write_run_report
     from pipeline.train import load_data
 
     run_dir = Path(args.run) if args.run else latest_run()
@@ -85,8 +86,16 @@ def cmd_evaluate(args):
     model = load_model(run_dir / "model.npz")
     train_set, test_set = load_data(config, **_prepare_options(args))
     evaluate(model, train_set, test_set, run_dir, config.evaluate.enlarge)
+    write_run_report(run_dir, (train_set, test_set), config)
     _print_accuracies(model, (train_set, test_set))
-    info(f"rewrote {run_dir / 'metrics.json'} and {run_dir / 'misclassified'}")
+    info(f"rewrote {run_dir / 'metrics.json'}, {run_dir / 'misclassified'} and {run_dir / 'report.html'}")
+
+
+def cmd_report(args):
+    from pipeline.artifacts import latest_run
+    from pipeline.report import write_report
+
+    info(f"wrote {write_report(Path(args.run) if args.run else latest_run(), args.set)}")
 
 
 def cmd_predict(args):
@@ -198,6 +207,8 @@ def build_parser():
     p.add_argument("--resample", choices=RESAMPLES, help="resize filter (default: the model's)")
     p.add_argument("--save-input", metavar="DIR", help="write the exact RGB image the model saw for each input")
     p.set_defaults(func=cmd_predict)
+    from pipeline.report import write_run_report
+
     return parser
 
 

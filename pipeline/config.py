@@ -92,12 +92,18 @@ class AuditConfig:
 
 
 @dataclass(frozen=True)
+class ReportConfig:
+    cost_scale: str = _key("linear", _one_of("linear", "log"))
+
+
+@dataclass(frozen=True)
 class Config:
     data: DataConfig = field(default_factory=DataConfig)
     features: FeaturesConfig = field(default_factory=FeaturesConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
     audit: AuditConfig = field(default_factory=AuditConfig)
+    report: ReportConfig = field(default_factory=ReportConfig)
 
     def to_dict(self):
         return dataclasses.asdict(self)

@@ -1,4 +1,4 @@
-"""The train stage: data -> features -> gradient descent -> a run folder with model, costs and metrics."""
+"""The train stage: data -> features -> gradient descent -> a run folder with model, costs, metrics and report."""
 import contextlib
 from pathlib import Path
 
@@ -9,6 +9,7 @@ from pipeline.evaluate import evaluate
 from pipeline.features import fit_scaler, flatten
 from pipeline.files import write_text
 from pipeline.model import initialize_with_zeros, optimize
+from pipeline.report import write_run_report
 
 
 def fit(X, Y, train_config, on_cost=None, on_step=None):
@@ -51,6 +52,7 @@ def train(config, train_set, test_set, name, run_dir=None, on_cost=None, on_step
         write_text(run_dir / "costs.csv",
                    "iteration,cost\n" + "".join(f"{k * every},{c!r}\n" for k, c in enumerate(costs)))
         metrics = evaluate(model, train_set, test_set, run_dir, config.evaluate.enlarge)
+        write_run_report(run_dir, (train_set, test_set), config)
     return run_dir, model, metrics
 
 

@@ -126,3 +126,13 @@ def test_standardize_trains_and_stores_its_statistics(course_dir, tmp_path):
 
     x = load_split(course_dir / "train_catvnoncat.h5", "train").x
     np.testing.assert_allclose(model.scaler.mean, flatten(x).mean(axis=1, keepdims=True))
+
+
+def test_the_lessons_run_has_a_report_saying_which_cats_it_missed(lesson_run):
+    run_dir, _ = lesson_run
+    (tn, fp), (fn, tp) = json.loads((run_dir / "metrics.json").read_text())["test"]["confusion"]
+    text = (run_dir / "report.html").read_text()
+    assert f"test accuracy 70.0%: {fn} cat images missed and {fp} non-cat images taken for cat, out of 50." in text
+    assert "Misclassified test images (15 of 50)" in text and text.count("predicted non-cat, p(cat)") >= fn
+    with Image.open(run_dir / "weights.png") as image:
+        assert image.size == (256, 256)  # the model's 64 x 64 images, enlarged 4 times

@@ -1,0 +1,118 @@
+"""Sweep reports on a folder of real `train` runs, and report.html rendered by a real headless Chromium."""
+import csv
+import os
+import shutil
+import subprocess
+import xml.etree.ElementTree as ET
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from pipeline import PipelineError
+from pipeline.report import write_sweep_report
+from tests.conftest import run_cli
+from tests.test_report import SVG, Page, decode, polyline_points, small_data, small_run, train_small  # noqa: F401
+
+RATES = ("0.001", "0.005", "0.02")
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync", "--no-first-run", "--hide-scrollbars"]
+
+
+@pytest.fixture(scope="module")
+def sweep(small_data, tmp_path_factory):  # noqa: F811
+    """A sweep folder as the sweep command lays it out: one ordinary run folder per learning rate."""
+    folder = tmp_path_factory.mktemp("sweep")
+    for rate in RATES:
+        train_small(small_data, folder / f"lr-{rate}", f"train.learning_rate={rate}")
+    return folder
+
+
+def test_sweep_report_without_summary_builds_the_table_from_the_runs(sweep):
+    path = write_sweep_report(sweep)  # the call the sweep command makes at its end
+    text = path.read_text()
+    page = Page(text)
+    assert page.sections == ["summary", "cost"] and not page.tags & {"script", "link"}
+    rows = page.rows
+    assert rows[0] == ["run", "train.learning_rate", "train accuracy", "test accuracy", "test log_loss", "final cost"]
+    assert [r[:2] for r in rows[1:]] == [[f"lr-{rate}", str(float(rate))] for rate in RATES]
+    for row, rate in zip(rows[1:], RATES):
+        with open(sweep / f"lr-{rate}" / "costs.csv") as f:
+            last = float(list(csv.DictReader(f))[-1]["cost"])
+        assert float(row[5]) == pytest.approx(last, abs=1e-6)
+    [svg_src] = [a["src"] for a in page.images]
+    svg_text = decode(svg_src)[1].decode()
+    assert svg_text == (sweep / "cost_curves.svg").read_text()
+    assert [len(p) for p in polyline_points(svg_text)] == [30, 30, 30]
+    legend = [t.text for t in ET.fromstring(svg_text).iter(f"{SVG}text")]
+    assert all(f"learning_rate={float(rate)}" in legend for rate in RATES)
+    # the larger the step, the lower the final cost: the lesson's learning-rate figure
+    finals = [p[-1, 1] for p in polyline_points(svg_text)]  # pixels: larger y is a lower cost
+    assert finals[0] < finals[1] < finals[2]
+    with Image.open(sweep / "cost_curves.png") as image:
+        assert image.size == (720, 420)
+
+
+def test_sweep_report_shows_summary_csv_when_the_sweep_wrote_one(sweep, tmp_path):
+    folder = shutil.copytree(sweep, tmp_path / "sweep")
+    (folder / "summary.csv").write_text("run,learning_rate,test_accuracy\nlr-0.001,0.001,0.5\nlr-0.02,0.02,0.75\n")
+    run_cli("report", folder, check=0)  # the CLI recognises a sweep folder too
+    rows = Page((folder / "report.html").read_text()).rows
+    assert rows == [["run", "learning_rate", "test_accuracy"], ["lr-0.001", "0.001", "0.5"],
+                    ["lr-0.02", "0.02", "0.75"]]
+
+
+def test_sweep_report_log_scale(sweep, tmp_path):
+    folder = shutil.copytree(sweep, tmp_path / "sweep")
+    run_cli("report", folder, "--set", "report.cost_scale=log", check=0)
+    assert "cost (log scale)" in (folder / "cost_curves.svg").read_text()
+
+
+def test_sweep_report_refusals_name_the_folder_or_file(sweep, tmp_path):
+    with pytest.raises(PipelineError, match=rf"^{tmp_path}: no run folders \(with config.yaml and costs.csv\) in it$"):
+        write_sweep_report(tmp_path)
+    with pytest.raises(PipelineError, match=rf"^{sweep}: cost_scale must be linear or log, got 'cubic'$"):
+        write_sweep_report(sweep, "cubic")
+    folder = shutil.copytree(sweep, tmp_path / "sweep")
+    (folder / "report.html").unlink(missing_ok=True)
+    (folder / "summary.csv").write_text("")
+    with pytest.raises(PipelineError, match="summary.csv: empty; expected a header row$"):
+        write_sweep_report(folder)
+    assert not (folder / "report.html").exists()
+
+
+def chromium():
+    """The Chromium binary, or a skip (a failure when REQUIRE_REAL_DATA is set: CI must run this test)."""
+    path = shutil.which("chromium") or shutil.which("chromium-browser")
+    if path:
+        return path
+    if os.environ.get("REQUIRE_REAL_DATA"):
+        pytest.fail("chromium is not installed (apt-get install chromium); CI must render the report")
+    pytest.skip("chromium is not installed (apt-get install chromium)")
+
+
+def screenshot(html, tmp_path):
+    png = tmp_path / "shot.png"
+    subprocess.run([chromium(), *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1200,3000",
+                    f"--screenshot={png}", html.as_uri()], capture_output=True, timeout=180, check=True)
+    with Image.open(png) as image:
+        return np.asarray(image.convert("RGB"))
+
+
+def test_chromium_renders_the_run_report(small_run, tmp_path):  # noqa: F811
+    pixels = screenshot(small_run / "report.html", tmp_path)
+    assert pixels.shape == (3000, 1200, 3)
+    ink = np.any(pixels < 200, axis=2)  # (h, w): not white or near-white
+    assert ink.mean() > 0.01  # text, charts and images, not a blank page
+    rgb = pixels.astype(np.int64)
+    colours = len(np.unique(rgb[..., 0] << 16 | rgb[..., 1] << 8 | rgb[..., 2]))
+    assert colours > 1000  # the inlined photos decoded and were drawn (a broken image is a small grey icon)
+
+
+def test_chromium_renders_the_sweep_report(sweep, tmp_path):
+    write_sweep_report(sweep)
+    pixels = screenshot(sweep / "report.html", tmp_path)
+    assert np.any(pixels < 200, axis=2).mean() > 0.002
+    # the chart's series colours are on screen: orange-red and blue (the first series is black)
+    assert np.any(np.all(np.abs(pixels.astype(int) - (0xd5, 0x5e, 0x00)) < 30, axis=2))
+    assert np.any(np.all(np.abs(pixels.astype(int) - (0x00, 0x72, 0xb2)) < 30, axis=2))
