@@ -39,10 +39,17 @@ class Model:
 
 
 def save_model(path, model):
+    """Write model.npz; the same model always gives the same bytes."""
+    arrays = {"w": model.w, "b": np.float64(model.b), "image_shape": np.array(model.image_shape, dtype=np.int64),
+              "scaling": np.str_(model.scaler.kind), "mean": model.scaler.mean, "std": model.scaler.std,
+              "classes": np.array(model.classes, dtype=str), "threshold": np.float64(model.threshold)}
     buf = io.BytesIO()
-    np.savez(buf, w=model.w, b=np.float64(model.b), image_shape=np.array(model.image_shape, dtype=np.int64),
-             scaling=np.str_(model.scaler.kind), mean=model.scaler.mean, std=model.scaler.std,
-             classes=np.array(model.classes, dtype=str), threshold=np.float64(model.threshold))
+    # what np.savez writes, but np.savez stamps each entry with the clock: a fixed stamp makes runs repeatable
+    with zipfile.ZipFile(buf, "w") as npz:
+        for name, value in arrays.items():
+            with npz.open(zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0)), "w",
+                          force_zip64=True) as f:
+                np.lib.format.write_array(f, np.asanyarray(value), allow_pickle=False)
     write_bytes(path, buf.getvalue())
 
 

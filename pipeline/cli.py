@@ -34,7 +34,7 @@ def cmd_train(args):
               leave=False) as bar:
         run_dir, model, _ = train(config, *splits, Path(args.config).stem, args.run_dir,
                                   on_cost=lambda i, cost: tqdm.write(f"Cost after iteration {i}: {cost:f}"),
-                                  on_step=lambda i: bar.update())
+                                  on_step=lambda i: bar.update(), overrides=args.set, config_file=args.config)
     _print_accuracies(model, splits)
     info(f"run folder: {run_dir}")
 

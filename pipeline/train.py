@@ -1,5 +1,6 @@
 """The train stage: data -> features -> gradient descent -> a run folder with model, costs and metrics."""
 import contextlib
+import time
 from pathlib import Path
 
 from pipeline import data
@@ -9,6 +10,7 @@ from pipeline.evaluate import evaluate
 from pipeline.features import fit_scaler, flatten
 from pipeline.files import write_text
 from pipeline.model import initialize_with_zeros, optimize
+from pipeline.provenance import provenance, write_run_json
 
 
 def fit(X, Y, train_config, on_cost=None, on_step=None):
@@ -24,12 +26,15 @@ def load_data(config):
     return data.load_course(Path(config.data.dir))
 
 
-def train(config, train_set, test_set, name, run_dir=None, on_cost=None, on_step=None):
+def train(config, train_set, test_set, name, run_dir=None, on_cost=None, on_step=None, overrides=(),
+          config_file=None):
     """Train on train_set as the config says and write the run folder. Returns (run_dir, model, metrics).
 
     The run folder is claimed before training (so a clash is reported at once) and stays empty until
-    training has succeeded; a failed run removes it again.
+    training has succeeded; a failed run removes it again. run.json (provenance, with the overrides and
+    config_file it is given) is written last, so a folder holding it is a finished run.
     """
+    started, clock = time.time(), time.perf_counter()
     run_dir = new_run_dir(name, run_dir)
     with _removed_if_empty_on_error(run_dir):
         X = flatten(train_set.x)  # (n_x, m)
@@ -43,6 +48,7 @@ def train(config, train_set, test_set, name, run_dir=None, on_cost=None, on_step
         write_text(run_dir / "costs.csv",
                    "iteration,cost\n" + "".join(f"{k * every},{c!r}\n" for k, c in enumerate(costs)))
         metrics = evaluate(model, train_set, test_set, run_dir, config.evaluate.enlarge)
+        write_run_json(run_dir, provenance(config, overrides, config_file, started, time.perf_counter() - clock))
     return run_dir, model, metrics
 
 
