@@ -1,5 +1,7 @@
 """Run folders and the model file: everything a run writes, described well enough to be reused alone."""
+import csv
 import io
+import json
 import time
 import zipfile
 from dataclasses import dataclass
@@ -8,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline import PipelineError
+from pipeline.config import load_config
 from pipeline.features import SCALINGS, Scaler, features
 from pipeline.files import write_bytes
 from pipeline.model import sigmoid
@@ -118,3 +121,37 @@ def latest_run(root=RUNS_ROOT):
     if not models:
         raise PipelineError(f"{root}: no run with a model.npz found; train one first (make train)")
     return models[-1].parent
+
+
+def read_run(run_dir):
+    """A finished run folder as (config, metrics, record): metrics flat (final_cost, train_accuracy,
+    test_log_loss, ...: every number of metrics.json and the last recorded cost), record its run.json ({} if none).
+    """
+    run_dir = Path(run_dir)
+    config = load_config(run_dir / "config.yaml")
+    result = _read_json(run_dir / "metrics.json")
+    try:
+        with open(run_dir / "costs.csv", newline="") as f:
+            costs = [float(row["cost"]) for row in csv.DictReader(f)]
+    except (OSError, KeyError, TypeError, ValueError) as e:
+        raise PipelineError(f"{run_dir / 'costs.csv'}: cannot read the costs: {e}") from None
+    metrics = {"final_cost": costs[-1] if costs else None}
+    for split in ("train", "test"):
+        for key, value in result.get(split, {}).items():
+            if isinstance(value, (int, float)) and key != "count":
+                metrics[f"{split}_{key}"] = value
+    record = _read_json(run_dir / "run.json") if (run_dir / "run.json").exists() else {}
+    return config, metrics, record
+
+
+def _read_json(path):
+    try:
+        with open(path, encoding="utf-8") as f:
+            value = json.load(f)
+    except FileNotFoundError:
+        raise PipelineError(f"{path}: no such file; is {path.parent} a finished run folder?") from None
+    except (OSError, ValueError) as e:
+        raise PipelineError(f"{path}: not readable JSON: {e}") from None
+    if not isinstance(value, dict):
+        raise PipelineError(f"{path}: expected a JSON object, got {type(value).__name__}")
+    return value

@@ -7,6 +7,7 @@ import argparse
 import sys
 from pathlib import Path
 
+import yaml
 from tqdm import tqdm
 
 from pipeline import PipelineError, __version__
@@ -53,6 +54,57 @@ def cmd_evaluate(args):
     info(f"rewrote {run_dir / 'metrics.json'} and {run_dir / 'misclassified'}")
 
 
+def cmd_sweep(args):
+    from pipeline import sweep
+    from pipeline.artifacts import new_run_dir
+    from pipeline.config import dump_config, load_experiment
+    from pipeline.files import write_text
+
+    config_file = Path(args.resume) / sweep.SWEEP_FILE if args.resume else Path(args.config)
+    if args.resume and not config_file.is_file():
+        raise PipelineError(f"{args.resume}: not a sweep folder (no {sweep.SWEEP_FILE})")
+    if args.resume and (args.set or args.sweep_dir):
+        raise PipelineError(f"--resume {args.resume}: --set and --sweep-dir cannot change a sweep being resumed")
+    config, block = load_experiment(config_file, args.set)
+    if not block:
+        raise PipelineError(f"{config_file}: no sweep: block (e.g. sweep: {{train.learning_rate: [0.01, 0.001]}}); "
+                            "use `train` for a single run")
+    for s in args.set:
+        if isinstance(block, dict) and s.partition("=")[0].strip() in block:
+            raise PipelineError(f"--set {s}: {config_file} sweeps this key; change its sweep: list instead")
+    points = sweep.grid(config, block, str(config_file))
+    data = sweep.load_all(points)
+    sweep_dir = Path(args.resume) if args.resume else new_run_dir(config_file.stem, args.sweep_dir)
+    if not args.resume:
+        write_text(sweep_dir / sweep.SWEEP_FILE, f"# resolved from {config_file} {' '.join(args.set)}\n"
+                   + dump_config(config) + yaml.safe_dump({"sweep": block}, sort_keys=False))
+    with tqdm(total=len(points), desc="sweep", unit="run", file=sys.stderr, leave=False,
+              disable=args.quiet or not sys.stderr.isatty()) as bar:
+        def done(name, error):
+            bar.update()
+            info(f"{sweep_dir / name}: {'failed: ' + error if error else 'done'}")
+        try:
+            rows = sweep.run(sweep_dir, points, data, args.jobs, args.set, config_file, on_done=done)
+        except KeyboardInterrupt:
+            info(f"{sweep_dir}: interrupted; finished runs are kept; "
+                 f"finish with: python -m pipeline sweep --resume {sweep_dir}")
+            raise
+    print(sweep.markdown(rows), end="")
+    info(f"sweep folder: {sweep_dir}")
+
+
+def cmd_compare(args):
+    from pipeline.compare import compare, render, run_dirs
+
+    print(render(compare(run_dirs(args.paths)), "md" if args.md else "json" if args.json else "text"))
+
+
+def _jobs(text):
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text!r}")
+    return int(text)
+
+
 def _print_accuracies(model, splits):
     """The lesson's closing lines, computed as the lesson computes them."""
     from pipeline.evaluate import lesson_accuracy
@@ -90,6 +142,23 @@ def build_parser():
                        help="re-evaluate a run's model, rewrite its metrics and misclassified images")
     p.add_argument("--run", help="the run folder (default: the latest run under runs/)")
     p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("sweep", parents=[common, with_config],
+                       help="train one run per point of a config's sweep: grid, with a summary table")
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--config", default="configs/lr_sweep.yaml",
+                       help="YAML config with a sweep: block (default: configs/lr_sweep.yaml)")
+    which.add_argument("--resume", metavar="SWEEP_DIR", help="finish an interrupted sweep in its folder")
+    p.add_argument("--sweep-dir", help="the sweep folder to write (new or empty; default: runs/<config>-<time>)")
+    p.add_argument("--jobs", type=_jobs, default=1, help="grid points trained in parallel processes (default: 1)")
+    p.set_defaults(func=cmd_sweep)
+
+    p = sub.add_parser("compare", parents=[common], help="runs side by side: differing config values, metrics")
+    p.add_argument("paths", nargs="+", metavar="RUN_OR_SWEEP_DIR", help="run folders or sweep folders")
+    form = p.add_mutually_exclusive_group()
+    form.add_argument("--md", action="store_true", help="a markdown table")
+    form.add_argument("--json", action="store_true", help="JSON")
+    p.set_defaults(func=cmd_compare)
     return parser
 
 
