@@ -60,7 +60,7 @@ def grid(config, sweep, where):
 def point_name(values):
     """{"train.learning_rate": 0.01, "features.scaling": "standardize"} -> "lr0.01_standardize"."""
     parts = [SHORT.get(key, key.split(".")[-1]) + str(value) for key, value in values.items()]
-    return re.sub(r"[^A-Za-z0-9.+-]", "-", "_".join(parts))
+    return re.sub(r"[^A-Za-z0-9._+-]", "-", "_".join(parts))
 
 
 def load_all(points):
