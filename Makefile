@@ -4,12 +4,15 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 CONFIG ?= configs/default.yaml
+# the sweep `make sweep` runs, and how many of its runs train at once
+SWEEP_CONFIG ?= configs/lr_sweep.yaml
+JOBS ?= 1
 RAW := data/raw/train_catvnoncat.h5 data/raw/test_catvnoncat.h5
 # where fetch gets the course files: an http(s):// or file:// URL or a folder (default: the public mirror)
 DATA_FROM ?=
 FETCH := $(PY) -m pipeline fetch $(if $(DATA_FROM),--from "$(DATA_FROM)")
 
-.PHONY: help venv data train evaluate predict test clean
+.PHONY: help venv data train evaluate predict sweep test clean
 .DEFAULT_GOAL := help
 
 help: ## list the targets
@@ -32,6 +35,9 @@ train: $(RAW) | $(STAMP) ## train the lesson's neuron (CONFIG=configs/default.ya
 
 evaluate: $(RAW) | $(STAMP) ## re-evaluate the latest run (RUN=runs/... for another)
 	$(PY) -m pipeline evaluate $(if $(RUN),--run "$(RUN)")
+
+sweep: $(RAW) | $(STAMP) ## the lesson's learning-rate comparison (SWEEP_CONFIG=..., JOBS=N parallel runs)
+	$(PY) -m pipeline sweep --config $(SWEEP_CONFIG) --jobs $(JOBS)
 
 test: | $(STAMP) ## run the test suite (fetches the data first; real-data tests skip without it)
 	-$(FETCH)

@@ -7,11 +7,11 @@ import argparse
 import sys
 from pathlib import Path
 
-import yaml
 from tqdm import tqdm
 
 from pipeline import PipelineError, __version__
 from pipeline.config import load_config
+from pipeline.files import write_text
 
 
 def info(message):
@@ -57,27 +57,15 @@ def cmd_evaluate(args):
 def cmd_sweep(args):
     from pipeline import sweep
     from pipeline.artifacts import new_run_dir
-    from pipeline.config import dump_config, load_experiment
-    from pipeline.files import write_text
 
-    config_file = Path(args.resume) / sweep.SWEEP_FILE if args.resume else Path(args.config)
-    if args.resume and not config_file.is_file():
-        raise PipelineError(f"{args.resume}: not a sweep folder (no {sweep.SWEEP_FILE})")
     if args.resume and (args.set or args.sweep_dir):
         raise PipelineError(f"--resume {args.resume}: --set and --sweep-dir cannot change a sweep being resumed")
-    config, block = load_experiment(config_file, args.set)
-    if not block:
-        raise PipelineError(f"{config_file}: no sweep: block (e.g. sweep: {{train.learning_rate: [0.01, 0.001]}}); "
-                            "use `train` for a single run")
-    for s in args.set:
-        if isinstance(block, dict) and s.partition("=")[0].strip() in block:
-            raise PipelineError(f"--set {s}: {config_file} sweeps this key; change its sweep: list instead")
-    points = sweep.grid(config, block, str(config_file))
-    data = sweep.load_all(points)
+    config_file = sweep.sweep_file(args.resume) if args.resume else Path(args.config)
+    points, resolved = sweep.plan(config_file, args.set)
+    data = sweep.load_all(points)  # before the sweep folder is claimed: a missing file leaves nothing behind
     sweep_dir = Path(args.resume) if args.resume else new_run_dir(config_file.stem, args.sweep_dir)
     if not args.resume:
-        write_text(sweep_dir / sweep.SWEEP_FILE, f"# resolved from {config_file} {' '.join(args.set)}\n"
-                   + dump_config(config) + yaml.safe_dump({"sweep": block}, sort_keys=False))
+        write_text(sweep_dir / sweep.SWEEP_FILE, f"# resolved from {config_file} {' '.join(args.set)}\n{resolved}")
     with tqdm(total=len(points), desc="sweep", unit="run", file=sys.stderr, leave=False,
               disable=args.quiet or not sys.stderr.isatty()) as bar:
         def done(name, error):

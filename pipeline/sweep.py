@@ -17,9 +17,11 @@ import signal
 from dataclasses import dataclass
 from pathlib import Path
 
+import yaml
+
 from pipeline import PipelineError
 from pipeline.artifacts import read_run
-from pipeline.config import Config, check_key, with_values
+from pipeline.config import Config, check_key, dump_config, load_experiment, with_values
 from pipeline.files import write_text
 from pipeline.train import load_data, train
 
@@ -35,6 +37,27 @@ class Point:
     name: str  # the run folder's name, from the swept values
     values: dict  # dotted key -> value
     config: Config
+
+
+def sweep_file(sweep_dir):
+    """The resolved config of the sweep in sweep_dir, refusing a folder that is not a sweep."""
+    path = Path(sweep_dir) / SWEEP_FILE
+    if not path.is_file():
+        raise PipelineError(f"{sweep_dir}: not a sweep folder (no {SWEEP_FILE})")
+    return path
+
+
+def plan(config_file, overrides=()):
+    """(points, resolved YAML text) of the experiment config at config_file with the --set overrides applied."""
+    config, sweep = load_experiment(config_file, overrides)
+    if not sweep:
+        raise PipelineError(f"{config_file}: no sweep: block (e.g. sweep: {{train.learning_rate: [0.01, 0.001]}}); "
+                            "use `train` for a single run")
+    for override in overrides:
+        if isinstance(sweep, dict) and override.partition("=")[0].strip() in sweep:
+            raise PipelineError(f"--set {override}: {config_file} sweeps this key; change its sweep: list instead")
+    points = grid(config, sweep, str(config_file))
+    return points, dump_config(config) + yaml.safe_dump({"sweep": sweep}, sort_keys=False)
 
 
 def grid(config, sweep, where):
@@ -102,8 +125,10 @@ def run(sweep_dir, points, data, jobs=1, overrides=(), config_file=None, on_done
         if pool:
             pool.terminate()  # the runs in progress are abandoned in their .incomplete folders
         pending = [p.name for p in todo if status[p.name] == "pending"]
-        for name in pending[:1] if pool is None else pending:
-            if pool is None or (sweep_dir / (name + INCOMPLETE)).exists():
+        for name in pending if pool else pending[:1]:  # one at a time, only the first had started
+            if (sweep_dir / name / "run.json").is_file():
+                status[name] = "done"  # finished just before its result reached us
+            elif pool is None or (sweep_dir / (name + INCOMPLETE)).exists():
                 status[name] = "incomplete"
         write_summary(sweep_dir, points, status)
         raise
