@@ -65,7 +65,7 @@ def cmd_sweep(args):
     data = sweep.load_all(points)  # before the sweep folder is claimed: a missing file leaves nothing behind
     sweep_dir = Path(args.resume) if args.resume else new_run_dir(config_file.stem, args.sweep_dir)
     if not args.resume:
-        write_text(sweep_dir / sweep.SWEEP_FILE, f"# resolved from {config_file} {' '.join(args.set)}\n{resolved}")
+        write_text(sweep_dir / sweep.SWEEP_FILE, f"# resolved from {' '.join([str(config_file), *args.set])}\n{resolved}")
     with tqdm(total=len(points), desc="sweep", unit="run", file=sys.stderr, leave=False,
               disable=args.quiet or not sys.stderr.isatty()) as bar:
         def done(name, error):
