@@ -4,12 +4,15 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 CONFIG ?= configs/default.yaml
+# the sweep `make sweep` runs, and how many of its runs train at once
+SWEEP_CONFIG ?= configs/lr_sweep.yaml
+JOBS ?= 1
 RAW := data/raw/train_catvnoncat.h5 data/raw/test_catvnoncat.h5
 # where fetch gets the course files: an http(s):// or file:// URL or a folder (default: the public mirror)
 DATA_FROM ?=
 FETCH := $(PY) -m pipeline fetch $(if $(DATA_FROM),--from "$(DATA_FROM)")
 
-.PHONY: help venv data prepare audit train evaluate report predict test clean
+.PHONY: help venv data prepare audit train evaluate predict report sweep test guide gradcheck clean
 .DEFAULT_GOAL := help
 
 help: ## list the targets
@@ -40,13 +43,20 @@ train: $(RAW) | $(STAMP) ## train the lesson's neuron (CONFIG=configs/default.ya
 evaluate: $(RAW) | $(STAMP) ## re-evaluate the latest run (RUN=runs/... for another)
 	$(PY) -m pipeline evaluate $(if $(RUN),--run "$(RUN)")
 
-.PHONY: help venv data prepare audit train evaluate report predict test clean
+predict: | $(STAMP) ## classify your own images with the latest run (IMG=photo.jpg or a folder; RUN=runs/... for another)
+	$(if $(IMG),,$(error IMG is not set: make predict IMG=path/to/photo.jpg))
+	$(PY) -m pipeline predict $(if $(RUN),--model "$(RUN)") "$(IMG)"
+
+report: | $(STAMP) ## rebuild report.html and the pictures of the latest run (RUN=runs/... for another run or a sweep)
+	$(PY) -m pipeline report $(if $(RUN),"$(RUN)")
+
+sweep: $(RAW) | $(STAMP) ## the lesson's learning-rate comparison (SWEEP_CONFIG=..., JOBS=N parallel runs)
+	$(PY) -m pipeline sweep --config $(SWEEP_CONFIG) --jobs $(JOBS)
 
 test: | $(STAMP) ## run the test suite (fetches the data first; real-data tests skip without it)
 	-$(FETCH)
 	$(PY) -m pytest
 
-.PHONY: gradcheck guide
 gradcheck: $(RAW) | $(STAMP) ## compare propagate's gradients with finite differences on the first training images
 	$(PY) scripts/gradient_check.py --data-dir data/raw
 

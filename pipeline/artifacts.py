@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline import PipelineError
+from pipeline.config import load_config
 from pipeline.features import SCALINGS, Scaler, features
 from pipeline.files import write_bytes
 from pipeline.images import FITS, RESAMPLES
@@ -44,11 +45,18 @@ class Model:
 
 
 def save_model(path, model):
+    """Write model.npz; the same model always gives the same bytes."""
+    arrays = {"w": model.w, "b": np.float64(model.b), "image_shape": np.array(model.image_shape, dtype=np.int64),
+              "scaling": np.str_(model.scaler.kind), "mean": model.scaler.mean, "std": model.scaler.std,
+              "classes": np.array(model.classes, dtype=str), "threshold": np.float64(model.threshold),
+              "fit": np.str_(model.fit), "resample": np.str_(model.resample)}
     buf = io.BytesIO()
-    np.savez(buf, w=model.w, b=np.float64(model.b), image_shape=np.array(model.image_shape, dtype=np.int64),
-             scaling=np.str_(model.scaler.kind), mean=model.scaler.mean, std=model.scaler.std,
-             classes=np.array(model.classes, dtype=str), threshold=np.float64(model.threshold),
-             fit=np.str_(model.fit), resample=np.str_(model.resample))
+    # what np.savez writes, but np.savez stamps each entry with the clock: a fixed stamp makes runs repeatable
+    with zipfile.ZipFile(buf, "w") as npz:
+        for name, value in arrays.items():
+            with npz.open(zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0)), "w",
+                          force_zip64=True) as f:
+                np.lib.format.write_array(f, np.asanyarray(value), allow_pickle=False)
     write_bytes(path, buf.getvalue())
 
 
@@ -164,3 +172,37 @@ def read_costs(path, positive=False):
     if not np.all(np.isfinite(costs)) or (positive and min(costs) <= 0):
         raise PipelineError(f"{path}: costs must be finite{' and positive for report.cost_scale log' * positive}")
     return iterations, costs
+
+
+def read_run(run_dir):
+    """A finished run folder as (config, metrics, record): metrics flat (final_cost, train_accuracy,
+    test_log_loss, ...: every number of metrics.json and the last recorded cost), record its run.json ({} if none).
+    """
+    run_dir = Path(run_dir)
+    config = load_config(run_dir / "config.yaml")
+    result = _read_json(run_dir / "metrics.json")
+    try:
+        with open(run_dir / "costs.csv", newline="") as f:
+            costs = [float(row["cost"]) for row in csv.DictReader(f)]
+    except (OSError, KeyError, TypeError, ValueError) as e:
+        raise PipelineError(f"{run_dir / 'costs.csv'}: cannot read the costs: {e}") from None
+    metrics = {"final_cost": costs[-1] if costs else None}
+    for split in ("train", "test"):
+        for key, value in result.get(split, {}).items():
+            if isinstance(value, (int, float)) and key != "count":
+                metrics[f"{split}_{key}"] = value
+    record = _read_json(run_dir / "run.json") if (run_dir / "run.json").exists() else {}
+    return config, metrics, record
+
+
+def _read_json(path):
+    try:
+        with open(path, encoding="utf-8") as f:
+            value = json.load(f)
+    except FileNotFoundError:
+        raise PipelineError(f"{path}: no such file; is {path.parent} a finished run folder?") from None
+    except (OSError, ValueError) as e:
+        raise PipelineError(f"{path}: not readable JSON: {e}") from None
+    if not isinstance(value, dict):
+        raise PipelineError(f"{path}: expected a JSON object, got {type(value).__name__}")
+    return value

@@ -11,6 +11,7 @@ from tqdm import tqdm
 
 from pipeline import PipelineError, __version__
 from pipeline.config import load_config
+from pipeline.files import write_text
 from pipeline.images import FITS, RESAMPLES
 
 
@@ -70,7 +71,7 @@ def cmd_train(args):
               leave=False) as bar:
         run_dir, model, _ = train(config, *splits, Path(args.config).stem, args.run_dir,
                                   on_cost=lambda i, cost: tqdm.write(f"Cost after iteration {i}: {cost:f}"),
-                                  on_step=lambda i: bar.update())
+                                  on_step=lambda i: bar.update(), overrides=args.set, config_file=args.config)
     _print_accuracies(model, splits)
     info(f"run folder: {run_dir}")
 
@@ -131,6 +132,47 @@ def cmd_predict(args):
     if problems and results:
         info(f"{len(results)} predicted, {len(problems)} failed (see above)")
     return 0 if not problems else 3 if results else 1
+
+
+def cmd_sweep(args):
+    from pipeline import sweep
+    from pipeline.artifacts import new_run_dir
+    from pipeline.report import write_sweep_report
+
+    if args.resume and (args.set or args.sweep_dir):
+        raise PipelineError(f"--resume {args.resume}: --set and --sweep-dir cannot change a sweep being resumed")
+    config_file = sweep.sweep_file(args.resume) if args.resume else Path(args.config)
+    points, resolved = sweep.plan(config_file, args.set)
+    data = sweep.load_all(points)  # before the sweep folder is claimed: a missing file leaves nothing behind
+    sweep_dir = Path(args.resume) if args.resume else new_run_dir(config_file.stem, args.sweep_dir)
+    if not args.resume:
+        write_text(sweep_dir / sweep.SWEEP_FILE, f"# resolved from {' '.join([str(config_file), *args.set])}\n{resolved}")
+    with tqdm(total=len(points), desc="sweep", unit="run", file=sys.stderr, leave=False,
+              disable=args.quiet or not sys.stderr.isatty()) as bar:
+        def done(name, error):
+            bar.update()
+            info(f"{sweep_dir / name}: {'failed: ' + error if error else 'done'}")
+        try:
+            rows = sweep.run(sweep_dir, points, data, args.jobs, args.set, config_file, on_done=done)
+        except KeyboardInterrupt:
+            info(f"{sweep_dir}: interrupted; finished runs are kept; "
+                 f"finish with: python -m pipeline sweep --resume {sweep_dir}")
+            raise
+    print(sweep.markdown(rows), end="")
+    info(f"wrote {write_sweep_report(sweep_dir)}")
+    info(f"sweep folder: {sweep_dir}")
+
+
+def cmd_compare(args):
+    from pipeline.compare import compare, render, run_dirs
+
+    print(render(compare(run_dirs(args.paths)), "md" if args.md else "json" if args.json else "text"))
+
+
+def _jobs(text):
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text!r}")
+    return int(text)
 
 
 def _print_accuracies(model, splits):
@@ -207,8 +249,28 @@ def build_parser():
     p.add_argument("--resample", choices=RESAMPLES, help="resize filter (default: the model's)")
     p.add_argument("--save-input", metavar="DIR", help="write the exact RGB image the model saw for each input")
     p.set_defaults(func=cmd_predict)
-    from pipeline.report import write_run_report
 
+    p = sub.add_parser("sweep", parents=[common, with_config],
+                       help="train one run per point of a config's sweep: grid, with a summary table")
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--config", default="configs/lr_sweep.yaml",
+                       help="YAML config with a sweep: block (default: configs/lr_sweep.yaml)")
+    which.add_argument("--resume", metavar="SWEEP_DIR", help="finish an interrupted sweep in its folder")
+    p.add_argument("--sweep-dir", help="the sweep folder to write (new or empty; default: runs/<config>-<time>)")
+    p.add_argument("--jobs", type=_jobs, default=1, help="grid points trained in parallel processes (default: 1)")
+    p.set_defaults(func=cmd_sweep)
+
+    p = sub.add_parser("compare", parents=[common], help="runs side by side: differing config values, metrics")
+    p.add_argument("paths", nargs="+", metavar="RUN_OR_SWEEP_DIR", help="run folders or sweep folders")
+    form = p.add_mutually_exclusive_group()
+    form.add_argument("--md", action="store_true", help="a markdown table")
+    form.add_argument("--json", action="store_true", help="JSON")
+    p.set_defaults(func=cmd_compare)
+
+    p = sub.add_parser("report", parents=[common, with_config],
+                       help="rebuild report.html and the pictures of a run folder, or report.html of a sweep folder")
+    p.add_argument("run", nargs="?", metavar="RUN_DIR", help="a run or sweep folder (default: the latest run)")
+    p.set_defaults(func=cmd_report)
     return parser
 
 

@@ -114,8 +114,51 @@ ALL_KEYS = [f"{s}.{f.name}" for s, cls in SECTIONS.items() for f in dataclasses.
 
 
 def load_config(path, overrides=()):
-    """Read the YAML file at path, apply `section.key=value` overrides, validate, return a Config."""
-    path = Path(path)
+    """Read the YAML file at path (and the base it extends), apply `section.key=value` overrides, validate.
+
+    A config with a `sweep:` block describes many runs and is refused here: `python -m pipeline sweep` runs it.
+    """
+    config, sweep = load_experiment(path, overrides)
+    if sweep:
+        raise PipelineError(f"{path}: has a sweep: block; run it with `python -m pipeline sweep --config {path}`")
+    return config
+
+
+def load_experiment(path, overrides=()):
+    """(Config, sweep) from the YAML file at path; sweep is its raw `sweep:` block ({} without one).
+
+    `base: other.yaml` (relative to the file) names a config to start from: its sections are merged key by
+    key, this file's values winning. Chains are followed, cycles refused.
+    """
+    raw = _read_with_base(Path(path))
+    sweep = raw.pop("sweep", None) or {}  # checked by pipeline.sweep.grid
+    for override in overrides:
+        _apply_override(raw, override)
+    return from_dict(raw, str(path)), sweep
+
+
+def _read_with_base(path, chain=()):
+    raw = _read_yaml(path)
+    base = raw.pop("base", None)
+    if base is None:
+        return raw
+    if not isinstance(base, str) or not base:
+        raise PipelineError(f"{path}: base must be the path of another config file, got {base!r}")
+    base_path = path.parent / base
+    chain = chain + (path,)
+    if any(base_path.resolve() == p.resolve() for p in chain):
+        raise PipelineError(f"{path}: base {base} makes a cycle: {' -> '.join(map(str, chain + (base_path,)))}")
+    if not base_path.is_file():
+        raise PipelineError(f"{path}: base {base}: no such config file ({base_path})")
+    merged = _read_with_base(base_path, chain)
+    from_dict({k: v for k, v in merged.items() if k != "sweep"}, str(base_path))  # name the file at fault
+    for key, value in raw.items():
+        both = isinstance(value, dict) and isinstance(merged.get(key), dict)
+        merged[key] = {**merged[key], **value} if both else value
+    return merged
+
+
+def _read_yaml(path):
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -130,9 +173,7 @@ def load_config(path, overrides=()):
         raw = {}
     if not isinstance(raw, dict):
         raise PipelineError(f"{path}: a config must be a mapping of sections, got {type(raw).__name__}")
-    for override in overrides:
-        _apply_override(raw, override)
-    return from_dict(raw, str(path))
+    return raw
 
 
 def from_dict(raw, where="config"):
@@ -181,8 +222,7 @@ def _apply_override(raw, override):
     section, dot, name = key.strip().partition(".")
     if not sep or not dot or not name:
         raise PipelineError(f"--set {override}: expected section.key=value, e.g. train.learning_rate=0.01")
-    if key.strip() not in ALL_KEYS:
-        raise PipelineError(f"--set {override}: unknown key '{key.strip()}'{_did_you_mean(key.strip(), ALL_KEYS)}")
+    check_key(key.strip(), f"--set {override}")
     try:
         value = yaml.safe_load(text)
     except yaml.YAMLError:
@@ -190,6 +230,22 @@ def _apply_override(raw, override):
     if not isinstance(raw.get(section), dict):
         raw[section] = {}
     raw[section][name] = value
+
+
+def check_key(key, where):
+    """Refuse a dotted key that is not a config key, suggesting the closest one; return it."""
+    if key not in ALL_KEYS:
+        raise PipelineError(f"{where}: unknown key '{key}'{_did_you_mean(str(key), ALL_KEYS)}")
+    return key
+
+
+def with_values(config, values, where):
+    """config with the dotted keys of values ({"train.learning_rate": 0.01, ...}) replaced, validated."""
+    raw = config.to_dict()
+    for key, value in values.items():
+        section, name = check_key(key, where).split(".")
+        raw[section][name] = value
+    return from_dict(raw, where)
 
 
 def _did_you_mean(word, known):

@@ -122,9 +122,10 @@ def _curves(run_dir, Y, P):
 
 
 def run_folders(folder):
-    """The run folders directly inside folder (those holding config.yaml and costs.csv), sorted by name."""
-    return sorted(p for p in Path(folder).iterdir()
-                  if p.is_dir() and (p / "config.yaml").is_file() and (p / "costs.csv").is_file())
+    """The finished run folders directly inside folder (holding config.yaml and costs.csv, not a sweep's
+    `.incomplete` point), sorted by name."""
+    return sorted(p for p in Path(folder).iterdir() if p.is_dir() and not p.name.endswith(".incomplete")
+                  and (p / "config.yaml").is_file() and (p / "costs.csv").is_file())
 
 
 def write_sweep_report(sweep_dir, cost_scale=None):

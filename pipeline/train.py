@@ -1,5 +1,6 @@
 """The train stage: data -> features -> gradient descent -> a run folder with model, costs, metrics and report."""
 import contextlib
+import time
 from pathlib import Path
 
 from pipeline import data
@@ -10,6 +11,7 @@ from pipeline.features import fit_scaler, flatten
 from pipeline.files import write_text
 from pipeline.model import initialize_with_zeros, optimize
 from pipeline.report import write_run_report
+from pipeline.provenance import provenance, write_run_json
 
 
 def fit(X, Y, train_config, on_cost=None, on_step=None):
@@ -33,12 +35,15 @@ def load_data(config, **prepare_options):
     return data.load_split(folder / "train.h5", "train"), data.load_split(folder / "test.h5", "test")
 
 
-def train(config, train_set, test_set, name, run_dir=None, on_cost=None, on_step=None):
+def train(config, train_set, test_set, name, run_dir=None, on_cost=None, on_step=None, overrides=(),
+          config_file=None):
     """Train on train_set as the config says and write the run folder. Returns (run_dir, model, metrics).
 
     The run folder is claimed before training (so a clash is reported at once) and stays empty until
-    training has succeeded; a failed run removes it again.
+    training has succeeded; a failed run removes it again. run.json (provenance, with the overrides and
+    config_file it is given) is written last, so a folder holding it is a finished run.
     """
+    started, clock = time.time(), time.perf_counter()
     run_dir = new_run_dir(name, run_dir)
     with _removed_if_empty_on_error(run_dir):
         X = flatten(train_set.x)  # (n_x, m)
@@ -53,6 +58,7 @@ def train(config, train_set, test_set, name, run_dir=None, on_cost=None, on_step
                    "iteration,cost\n" + "".join(f"{k * every},{c!r}\n" for k, c in enumerate(costs)))
         metrics = evaluate(model, train_set, test_set, run_dir, config.evaluate.enlarge)
         write_run_report(run_dir, (train_set, test_set), config)
+        write_run_json(run_dir, provenance(config, overrides, config_file, started, time.perf_counter() - clock))
     return run_dir, model, metrics
 
 

@@ -15,8 +15,9 @@ def test_default_config_is_the_lessons_run():
     assert config.features.scaling == "divide255"
 
 
-def test_every_key_of_the_default_config_has_a_comment():
-    for line in (ROOT / DEFAULT).read_text().splitlines():
+@pytest.mark.parametrize("name", [DEFAULT, "configs/lr_sweep.yaml"])
+def test_every_key_of_the_default_config_has_a_comment(name):
+    for line in (ROOT / name).read_text().splitlines():
         if line.startswith("  ") and ":" in line:
             assert "#" in line, line
 
@@ -84,3 +85,32 @@ def test_missing_config_file_is_named(tmp_path):
 def test_from_dict_refuses_unknown_keys_in_any_section():
     with pytest.raises(PipelineError, match="unknown key 'data.folder'"):
         from_dict({"data": {"folder": "x"}})
+
+
+def test_base_config_is_extended_key_by_key(tmp_path):
+    (tmp_path / "base.yaml").write_text("train:\n  learning_rate: 0.01\n  num_iterations: 10\nevaluate:\n  enlarge: 2\n")
+    config = load_config_text(tmp_path, "base: base.yaml\ntrain:\n  num_iterations: 20\n", ["evaluate.enlarge=3"])
+    assert (config.train.learning_rate, config.train.num_iterations) == (0.01, 20)  # this file's value wins
+    assert config.evaluate.enlarge == 3 and config.train.print_every == Config().train.print_every
+
+
+def test_the_lr_sweep_config_extends_the_default_one():
+    from pipeline.config import load_experiment
+
+    config, sweep = load_experiment(ROOT / "configs" / "lr_sweep.yaml")
+    assert config.train == Config().train.__class__(num_iterations=1500)
+    assert sweep == {"train.learning_rate": [0.01, 0.001, 0.0001]}
+
+
+@pytest.mark.parametrize("files, message", [
+    ({"c.yaml": "base: c.yaml\n"}, r"c.yaml: base c.yaml makes a cycle: .*c.yaml -> .*c.yaml"),
+    ({"c.yaml": "base: b.yaml\n", "b.yaml": "base: c.yaml\n"}, r"b.yaml: base c.yaml makes a cycle: .*c.yaml -> .*b.yaml -> .*c.yaml"),
+    ({"c.yaml": "base: nope.yaml\n"}, r"c.yaml: base nope.yaml: no such config file"),
+    ({"c.yaml": "base: [a, b]\n"}, r"c.yaml: base must be the path of another config file, got \['a', 'b'\]"),
+    ({"c.yaml": "base: b.yaml\n", "b.yaml": "train:\n  rate: 1\n"}, r"b.yaml: unknown key 'train.rate'"),
+])
+def test_bad_base_is_refused_naming_the_file(tmp_path, files, message):
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    with pytest.raises(PipelineError, match=message):
+        load_config(tmp_path / "c.yaml")

@@ -1,0 +1,71 @@
+"""Finished runs side by side: the config values that differ and every metric, with its change from the first run.
+
+Like `dvc metrics diff`, without git or DVC: the run folders themselves say what they were and what they scored.
+"""
+import csv
+import json
+from pathlib import Path
+
+from pipeline import PipelineError
+from pipeline.artifacts import read_run
+
+
+def run_dirs(paths):
+    """Each path as a run folder; a sweep folder stands for its finished runs, in grid order."""
+    found = []
+    for path in map(Path, paths):
+        if (path / "metrics.json").is_file():
+            found.append(path)
+        elif (path / "summary.csv").is_file():
+            with open(path / "summary.csv", newline="", encoding="utf-8") as f:
+                rows = list(csv.DictReader(f))
+            done = [path / row["run"] for row in rows if row.get("status") == "done" and row.get("run")]
+            if not done:
+                raise PipelineError(f"{path / 'summary.csv'}: the sweep has no finished run yet")
+            found += done
+        else:
+            raise PipelineError(f"{path}: not a run folder (no metrics.json) nor a sweep folder (no summary.csv)")
+    return found
+
+
+def compare(dirs):
+    """{"runs": [folder], "params": {dotted key: [value per run]} for the keys that differ,
+    "metrics": {name: [value per run]}, "change": {name: [value - first run's value, None for the first]}}.
+    """
+    runs = [read_run(d) for d in dirs]
+    flat = [{f"{s}.{k}": v for s, keys in config.to_dict().items() for k, v in keys.items()} for config, _, _ in runs]
+    params = {k: [f[k] for f in flat] for k in flat[0] if len({repr(f[k]) for f in flat}) > 1}
+    names = list(dict.fromkeys(name for _, metrics, _ in runs for name in metrics))
+    metrics = {n: [m.get(n) for _, m, _ in runs] for n in names}
+    change = {n: [None] + [_delta(v, values[0]) for v in values[1:]] for n, values in metrics.items()}
+    return {"runs": [str(d) for d in dirs], "params": params, "metrics": metrics, "change": change}
+
+
+def _delta(value, first):
+    return value - first if isinstance(value, (int, float)) and isinstance(first, (int, float)) else None
+
+
+def table(result):
+    """The comparison as rows of cells: a header of runs, then one row per differing key and per metric."""
+    rows = [["", *result["runs"]]]
+    rows += [[key, *map(_fmt, values)] for key, values in result["params"].items()]
+    for name, values in result["metrics"].items():
+        deltas = result["change"][name]
+        rows.append([name, *(_fmt(v) + ("" if d is None else f" ({d:+.6g})") for v, d in zip(values, deltas))])
+    return rows
+
+
+def _fmt(value):
+    return f"{value:.6g}" if isinstance(value, float) else str(value)
+
+
+def render(result, form="text"):
+    """The comparison as aligned text, a markdown table (form="md") or JSON (form="json")."""
+    if form == "json":
+        return json.dumps(result, indent=2)
+    rows = table(result)
+    if form == "md":
+        lines = ["| " + " | ".join(r) + " |" for r in rows]
+        return "\n".join([lines[0], "|" + " --- |" * len(rows[0]), *lines[1:]])
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows)

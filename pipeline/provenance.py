@@ -1,0 +1,61 @@
+"""What makes a run repeatable, recorded as run.json in its folder (written last: it marks a finished run).
+
+config_sha256 is the sha256 of the resolved config.yaml text, so two runs with the same hash had the same
+settings; git_commit and git_dirty say which code ran (null outside a git checkout).
+"""
+import datetime
+import hashlib
+import json
+import platform
+import subprocess
+from pathlib import Path
+
+import h5py
+import numpy as np
+import PIL
+import yaml
+
+from pipeline import __version__
+from pipeline.config import dump_config
+from pipeline.files import write_text
+
+CODE_DIR = Path(__file__).resolve().parent
+
+
+def git_state(folder=CODE_DIR):
+    """(commit, dirty) of the git checkout holding folder, or (None, None) without git or a checkout."""
+    try:
+        head = subprocess.run(["git", "-C", str(folder), "rev-parse", "HEAD"], capture_output=True, text=True,
+                              timeout=30)
+        if head.returncode != 0:
+            return None, None
+        status = subprocess.run(["git", "-C", str(folder), "status", "--porcelain"], capture_output=True,
+                                text=True, timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return None, None
+    return head.stdout.strip(), bool(status.stdout.strip()) if status.returncode == 0 else None
+
+
+def versions():
+    return {"python": platform.python_version(), "catneuron": __version__, "numpy": np.__version__,
+            "h5py": h5py.__version__, "Pillow": PIL.__version__, "pyyaml": yaml.__version__}
+
+
+def provenance(config, overrides, config_file, started, duration):
+    """The run.json record; started is a time.time() stamp, duration in seconds."""
+    commit, dirty = git_state()
+    return {
+        "config_sha256": hashlib.sha256(dump_config(config).encode("utf-8")).hexdigest(),
+        "config_file": None if config_file is None else str(config_file),
+        "overrides": list(overrides),
+        "seed": config.train.seed,
+        "git_commit": commit,
+        "git_dirty": dirty,
+        "versions": versions(),
+        "started": datetime.datetime.fromtimestamp(started, datetime.timezone.utc).isoformat(timespec="seconds"),
+        "duration_s": round(duration, 3),
+    }
+
+
+def write_run_json(run_dir, record):
+    write_text(Path(run_dir) / "run.json", json.dumps(record, indent=2) + "\n")

@@ -1,0 +1,199 @@
+"""The sweep stage: one ordinary run folder per point of a grid of config values, and a summary of them.
+
+<sweep_dir>/sweep.yaml        the resolved config with its sweep: block (`sweep --config` it to repeat)
+<sweep_dir>/<point>/          a run folder as `train` writes it, named from the swept values: lr0.01
+<sweep_dir>/summary.csv, .md  one row per point: the swept values, status, cost, accuracies, log losses, duration
+
+A point is trained in <point>.incomplete/ and renamed when its run.json is written, so a folder named after
+a point is always a finished run; an interrupted point keeps its .incomplete name until `--resume` redoes it.
+"""
+import csv
+import io
+import itertools
+import multiprocessing
+import re
+import shutil
+import signal
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from pipeline import PipelineError
+from pipeline.artifacts import read_run
+from pipeline.config import Config, check_key, dump_config, load_experiment, with_values
+from pipeline.files import write_text
+from pipeline.train import load_data, train
+
+SWEEP_FILE = "sweep.yaml"
+INCOMPLETE = ".incomplete"
+SHORT = {"train.learning_rate": "lr", "train.num_iterations": "it", "features.scaling": "",
+         "evaluate.threshold": "t"}  # folder-name prefixes; other keys use their own name
+COLUMNS = ["final_cost", "train_accuracy", "test_accuracy", "train_log_loss", "test_log_loss", "duration_s"]
+
+
+@dataclass(frozen=True)
+class Point:
+    name: str  # the run folder's name, from the swept values
+    values: dict  # dotted key -> value
+    config: Config
+
+
+def sweep_file(sweep_dir):
+    """The resolved config of the sweep in sweep_dir, refusing a folder that is not a sweep."""
+    path = Path(sweep_dir) / SWEEP_FILE
+    if not path.is_file():
+        raise PipelineError(f"{sweep_dir}: not a sweep folder (no {SWEEP_FILE})")
+    return path
+
+
+def plan(config_file, overrides=()):
+    """(points, resolved YAML text) of the experiment config at config_file with the --set overrides applied."""
+    config, sweep = load_experiment(config_file, overrides)
+    if not sweep:
+        raise PipelineError(f"{config_file}: no sweep: block (e.g. sweep: {{train.learning_rate: [0.01, 0.001]}}); "
+                            "use `train` for a single run")
+    for override in overrides:
+        if isinstance(sweep, dict) and override.partition("=")[0].strip() in sweep:
+            raise PipelineError(f"--set {override}: {config_file} sweeps this key; change its sweep: list instead")
+    points = grid(config, sweep, str(config_file))
+    return points, dump_config(config) + yaml.safe_dump({"sweep": sweep}, sort_keys=False)
+
+
+def grid(config, sweep, where):
+    """The points of a sweep block {dotted key: [values]}: the product of its lists, in order, validated."""
+    if not isinstance(sweep, dict) or not sweep:
+        raise PipelineError(f"{where}: sweep must map section.key to a list of values, "
+                            "e.g. train.learning_rate: [0.01, 0.001]")
+    for key, values in sweep.items():
+        check_key(key, f"{where}: sweep")
+        if not isinstance(values, list) or not values:
+            raise PipelineError(f"{where}: sweep: {key} must be a non-empty list of values, got {values!r}")
+    points = []
+    for combo in itertools.product(*sweep.values()):
+        values = dict(zip(sweep, combo))
+        points.append(Point(point_name(values), values, with_values(config, values, f"{where}: sweep")))
+    names = [p.name for p in points]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise PipelineError(f"{where}: sweep: two points would share the run folder {twice[0]}; list each value once")
+    return points
+
+
+def point_name(values):
+    """{"train.learning_rate": 0.01, "features.scaling": "standardize"} -> "lr0.01_standardize"."""
+    parts = [SHORT.get(key, key.split(".")[-1]) + str(value) for key, value in values.items()]
+    return re.sub(r"[^A-Za-z0-9._+-]", "-", "_".join(parts))
+
+
+def load_all(points):
+    """{DataConfig: (train, test)}: the data of every point, each distinct one loaded once, to be shared."""
+    data = {}
+    for p in points:
+        if p.config.data not in data:
+            data[p.config.data] = load_data(p.config)
+    return data
+
+
+def run(sweep_dir, points, data, jobs=1, overrides=(), config_file=None, on_done=None):
+    """Train every point without a finished run folder in sweep_dir, jobs at a time; return the summary rows.
+
+    data is load_all(points), shared by all runs. On Ctrl-C the finished runs are kept, the
+    interrupted ones marked incomplete in the summary, and KeyboardInterrupt raised again. A point whose
+    training fails is recorded as failed and the others still run; PipelineError is raised at the end.
+    """
+    sweep_dir = Path(sweep_dir)
+    status = {p.name: "done" if (sweep_dir / p.name / "run.json").is_file() else "pending" for p in points}
+    todo = [p for p in points if status[p.name] != "done"]
+    tasks = [(p, sweep_dir, [*overrides, *(f"{k}={v}" for k, v in p.values.items())], config_file) for p in todo]
+    errors, pool = {}, None
+    try:
+        if jobs == 1:
+            _share(data)
+            results = (_run_point(task) for task in tasks)
+        else:  # the workers get the loaded data once, when they start (forked: not even copied)
+            pool = multiprocessing.Pool(max(1, min(jobs, len(tasks))), initializer=_share, initargs=(data, True))
+            results = pool.imap_unordered(_run_point, tasks)
+        for name, error in results:
+            status[name] = "failed" if error else "done"
+            if error:
+                errors[name] = error
+            write_summary(sweep_dir, points, status)
+            if on_done:
+                on_done(name, error)
+    except KeyboardInterrupt:
+        if pool:
+            pool.terminate()  # the runs in progress are abandoned in their .incomplete folders
+        pending = [p.name for p in todo if status[p.name] == "pending"]
+        for name in pending if pool else pending[:1]:  # one at a time, only the first had started
+            if (sweep_dir / name / "run.json").is_file():
+                status[name] = "done"  # finished just before its result reached us
+            elif pool is None or (sweep_dir / (name + INCOMPLETE)).exists():
+                status[name] = "incomplete"
+        write_summary(sweep_dir, points, status)
+        raise
+    finally:
+        if pool:
+            pool.close()
+            pool.join()
+    rows = write_summary(sweep_dir, points, status)
+    if errors:
+        name, error = next(iter(errors.items()))
+        raise PipelineError(f"{sweep_dir}: {len(errors)} of {len(points)} runs failed; {name}: {error}")
+    return rows
+
+
+_DATA = {}  # DataConfig -> (train, test) Datasets, loaded once by the parent
+
+
+def _share(data, worker=False):
+    _DATA.update(data)
+    if worker:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the parent stops workers
+
+
+def _run_point(task):
+    """Train one point into <name>.incomplete/, then rename it: (name, None) or (name, error message)."""
+    point, sweep_dir, overrides, config_file = task
+    train_set, test_set = _DATA[point.config.data]
+    folder = sweep_dir / (point.name + INCOMPLETE)
+    if folder.exists():
+        shutil.rmtree(folder)  # left by an interrupted sweep
+    try:
+        train(point.config, train_set, test_set, point.name, folder, overrides=overrides, config_file=config_file)
+    except PipelineError as e:
+        shutil.rmtree(folder, ignore_errors=True)
+        return point.name, str(e)
+    folder.rename(sweep_dir / point.name)
+    return point.name, None
+
+
+def write_summary(sweep_dir, points, status):
+    """summary.csv (full precision) and summary.md (rounded, percentages); returns the rows as dicts."""
+    rows = []
+    for p in points:
+        row = {"run": p.name, **p.values, "status": status[p.name], **dict.fromkeys(COLUMNS, "")}
+        if status[p.name] == "done":
+            _, metrics, record = read_run(sweep_dir / p.name)
+            row.update({k: metrics.get(k, "") for k in COLUMNS[:-1]}, duration_s=record.get("duration_s", ""))
+        rows.append(row)
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, list(rows[0]), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    write_text(Path(sweep_dir) / "summary.csv", buf.getvalue())
+    write_text(Path(sweep_dir) / "summary.md", markdown(rows))
+    return rows
+
+
+def markdown(rows):
+    """The summary rows as a markdown table: accuracies in %, costs to 6 decimals."""
+    def cell(key, value):
+        if value == "" or not isinstance(value, float) or key not in COLUMNS:
+            return str(value)
+        return f"{100 * value:.2f} %" if key.endswith("accuracy") else f"{value:.6f}" if key != "duration_s" \
+            else f"{value:.1f} s"
+    header = list(rows[0])
+    lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+    lines += ["| " + " | ".join(cell(k, row[k]) for k in header) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
