@@ -162,8 +162,8 @@ def test_interrupted_sweep_keeps_finished_runs_and_resume_completes_it(small_dat
     assert [(r["run"], r["status"]) for r in summary(sw)] == [("it10", "done"), ("it30000", "done"),
                                                               ("it20", "done")]
     assert (sw / "it10" / "run.json").read_bytes() == finished  # not redone
-    assert sorted(p.name for p in sw.iterdir()) == ["it10", "it20", "it30000", "summary.csv", "summary.md",
-                                                    "sweep.yaml"]
+    assert sorted(p.name for p in sw.iterdir()) == ["cost_curves.png", "cost_curves.svg", "it10", "it20", "it30000",
+                                                    "report.html", "summary.csv", "summary.md", "sweep.yaml"]
     assert "| it30000 | 30000 | done |" in result.stdout
 
 
