@@ -1,27 +1,54 @@
 """The train stage: data -> features -> gradient descent -> a run folder with model, costs and metrics."""
 import contextlib
+import dataclasses
 from pathlib import Path
 
-from pipeline import data
+import numpy as np
+
+from pipeline import data, solvers, streaming
 from pipeline.artifacts import Model, new_run_dir, save_model
 from pipeline.config import dump_config
 from pipeline.evaluate import evaluate
 from pipeline.features import fit_scaler, flatten
 from pipeline.files import write_text
-from pipeline.model import initialize_with_zeros, optimize
 
 
 def fit(X, Y, train_config, on_cost=None, on_step=None):
-    """Gradient descent from zeros on X (n_x, m), Y (1, m). Returns w (n_x, 1), b and the recorded costs."""
-    w, b = initialize_with_zeros(X.shape[0])
-    params, _, costs = optimize(w, b, X, Y, train_config.num_iterations, train_config.learning_rate,
-                                train_config.print_every, on_cost=on_cost, on_step=on_step)
-    return params["w"], params["b"], costs
+    """Gradient descent from zeros on X (n_x, m), Y (1, m), with the solver train_config names.
+
+    X is an array, or a streaming.Chunks reading it from HDF5 (always the primal solver). Returns w (n_x, 1)
+    float64, b and the recorded costs.
+    """
+    n_x, m = X.shape
+    if isinstance(X, streaming.Chunks):
+        assert train_config.solver != "gram", "streaming.streams refuses gram"
+        return solvers.primal(X, Y, n_x, train_config, on_cost, on_step)
+    solver = train_config.solver
+    if solver == "auto":
+        solver = solvers.choose_solver(m, n_x, train_config.num_iterations, np.dtype(train_config.dtype).itemsize)
+    if solver == "gram":
+        return solvers.gram(X, Y, train_config, on_cost, on_step)
+    return solvers.primal(solvers.in_memory_blocks(X, train_config.dtype), Y, n_x, train_config, on_cost, on_step)
 
 
 def load_data(config):
-    """The (train, test) Datasets the config names."""
-    return data.load_course(Path(config.data.dir))
+    """The (train, test) Datasets the config names; the training images stay on disk when training streams."""
+    train_set, test_set = data.load_course(Path(config.data.dir), lazy_train=True)
+    n_x = int(np.prod(train_set.x.shape[1:]))
+    if not streaming.streams(config.train, train_set.m, n_x):
+        train_set = dataclasses.replace(train_set, x=train_set.x[()])  # read the images into memory
+    return train_set, test_set
+
+
+def training_features(train_set, config):
+    """The scaled X (n_x, m) to train on and its fitted Scaler: an array, or Chunks when x is on disk."""
+    if isinstance(train_set.x, np.ndarray):
+        X = flatten(train_set.x)  # (n_x, m)
+        scaler = fit_scaler(config.features.scaling, X)
+        return scaler.transform(X), scaler
+    size = config.train.chunk_size
+    scaler = streaming.fit_scaler(config.features.scaling, train_set.x, size)
+    return streaming.Chunks(train_set.x, scaler, size, config.train.dtype), scaler
 
 
 def train(config, train_set, test_set, name, run_dir=None, on_cost=None, on_step=None):
@@ -32,9 +59,8 @@ def train(config, train_set, test_set, name, run_dir=None, on_cost=None, on_step
     """
     run_dir = new_run_dir(name, run_dir)
     with _removed_if_empty_on_error(run_dir):
-        X = flatten(train_set.x)  # (n_x, m)
-        scaler = fit_scaler(config.features.scaling, X)
-        w, b, costs = fit(scaler.transform(X), train_set.y, config.train, on_cost, on_step)
+        X, scaler = training_features(train_set, config)
+        w, b, costs = fit(X, train_set.y, config.train, on_cost, on_step)
         model = Model(w=w, b=b, image_shape=train_set.x.shape[1:], scaler=scaler, classes=train_set.classes,
                       threshold=config.evaluate.threshold)
         write_text(run_dir / "config.yaml", dump_config(config))
