@@ -19,16 +19,24 @@ def fit(X, Y, train_config, on_cost=None, on_step=None):
     X is an array, or a streaming.Chunks reading it from HDF5 (always the primal solver). Returns w (n_x, 1)
     float64, b and the recorded costs.
     """
-    n_x, m = X.shape
-    if isinstance(X, streaming.Chunks):
-        assert train_config.solver != "gram", "streaming.streams refuses gram"
-        return solvers.primal(X, Y, n_x, train_config, on_cost, on_step)
-    solver = train_config.solver
-    if solver == "auto":
-        solver = solvers.choose_solver(m, n_x, train_config.num_iterations, np.dtype(train_config.dtype).itemsize)
+    solver = solver_for(X, train_config)
+    if solver == "streaming":
+        return solvers.primal(X, Y, X.shape[0], train_config, on_cost, on_step)
     if solver == "gram":
         return solvers.gram(X, Y, train_config, on_cost, on_step)
-    return solvers.primal(solvers.in_memory_blocks(X, train_config.dtype), Y, n_x, train_config, on_cost, on_step)
+    return solvers.primal(solvers.in_memory_blocks(X, train_config.dtype), Y, X.shape[0], train_config,
+                          on_cost, on_step)
+
+
+def solver_for(X, train_config):
+    """'streaming' (primal over HDF5 chunks), 'primal' or 'gram': what fit runs for X (n_x, m)."""
+    if isinstance(X, streaming.Chunks):
+        assert train_config.solver != "gram", "streaming.streams refuses gram"
+        return "streaming"
+    if train_config.solver != "auto":
+        return train_config.solver
+    n_x, m = X.shape
+    return solvers.choose_solver(m, n_x, train_config.num_iterations, np.dtype(train_config.dtype).itemsize)
 
 
 def load_data(config):
