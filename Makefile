@@ -9,7 +9,7 @@ RAW := data/raw/train_catvnoncat.h5 data/raw/test_catvnoncat.h5
 DATA_FROM ?=
 FETCH := $(PY) -m pipeline fetch $(if $(DATA_FROM),--from "$(DATA_FROM)")
 
-.PHONY: help venv data train evaluate predict test clean
+.PHONY: help venv data train evaluate predict test bench clean
 .DEFAULT_GOAL := help
 
 help: ## list the targets
@@ -36,6 +36,9 @@ evaluate: $(RAW) | $(STAMP) ## re-evaluate the latest run (RUN=runs/... for anot
 test: | $(STAMP) ## run the test suite (fetches the data first; real-data tests skip without it)
 	-$(FETCH)
 	$(PY) -m pytest
+
+bench: $(RAW) | $(STAMP) ## time the seed's loop, the lesson's loop and the solvers; scaling to 100k images (minutes)
+	$(PY) scripts/bench.py --data data/raw
 
 clean: ## remove runs/ and the virtual environment (data/ is kept)
 	rm -rf runs $(VENV)
