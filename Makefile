@@ -12,7 +12,7 @@ RAW := data/raw/train_catvnoncat.h5 data/raw/test_catvnoncat.h5
 DATA_FROM ?=
 FETCH := $(PY) -m pipeline fetch $(if $(DATA_FROM),--from "$(DATA_FROM)")
 
-.PHONY: help venv data prepare audit train evaluate predict report sweep test guide gradcheck clean
+.PHONY: help venv data prepare audit train evaluate predict report sweep bench test guide gradcheck clean
 .DEFAULT_GOAL := help
 
 help: ## list the targets
@@ -62,6 +62,9 @@ gradcheck: $(RAW) | $(STAMP) ## compare propagate's gradients with finite differ
 
 guide: $(RAW) | $(STAMP) ## run the examples of docs/guide.md and check its code citations (tests/test_guide.py)
 	$(PY) -m pytest -q tests/test_guide.py
+
+bench: $(RAW) | $(STAMP) ## time the seed's loop, the lesson's loop and the solvers; scaling to 100k images (minutes)
+	$(PY) scripts/bench.py --data data/raw
 
 clean: ## remove runs/ and the virtual environment (data/ is kept)
 	rm -rf runs $(VENV)

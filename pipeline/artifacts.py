@@ -35,9 +35,13 @@ class Model:
     fit: str = "squash"
     resample: str = "bilinear"
 
-    def logits(self, x):
-        """Images (m, h, w, 3) uint8 -> Z = w.T X + b, of shape (1, m)."""
-        return self.w.T @ features(x, self.scaler) + self.b
+    def logits(self, x, chunk_size=1024):
+        """Images (m, h, w, 3) uint8 -> Z = w.T X + b, of shape (1, m).
+
+        x may be an h5py Dataset; it is read chunk_size images at a time, so memory stays bounded.
+        """
+        chunks = (features(x[j:j + chunk_size], self.scaler) for j in range(0, x.shape[0], chunk_size))
+        return np.concatenate([self.w.T @ X + self.b for X in chunks], axis=1)  # (1, k) pieces -> (1, m)
 
     def predict_proba(self, x):
         """Images (m, h, w, 3) uint8 -> probabilities of class 1, of shape (1, m)."""

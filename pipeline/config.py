@@ -14,6 +14,7 @@ import yaml
 from pipeline import PipelineError
 from pipeline.features import SCALINGS
 from pipeline.images import FITS, RESAMPLES
+from pipeline.solvers import DTYPES, SOLVERS
 
 
 def _positive(v):
@@ -42,6 +43,10 @@ def _folder_name(v):
 
 def _names(v):
     return None if all(n.strip() for n in v.split(",")) else "must be folder names separated by commas"
+
+
+def _auto_or_bool(v):
+    return None if v == "auto" or v is True or v is False else "must be auto, true or false"
 
 
 def _key(default, check=None):
@@ -78,6 +83,11 @@ class TrainConfig:
     num_iterations: int = _key(2000, _at_least(1))
     print_every: int = _key(100, _at_least(1))
     seed: int = _key(0, _at_least(0))
+    solver: str = _key("auto", _one_of(*SOLVERS))
+    dtype: str = _key("float64", _one_of(*DTYPES))
+    l2: float = _key(0.0, _at_least(0))
+    streaming: object = _key("auto", _auto_or_bool)
+    chunk_size: int = _key(512, _at_least(1))
 
 
 @dataclass(frozen=True)

@@ -28,8 +28,11 @@ class Dataset:
         return self.x.shape[0]
 
 
-def load_split(path, split):
-    """Read `<split>_set_x`, `<split>_set_y` and `list_classes` from the HDF5 file at path, validated."""
+def load_split(path, split, lazy=False):
+    """Read `<split>_set_x`, `<split>_set_y` and `list_classes` from the HDF5 file at path, validated.
+
+    lazy: x stays on disk as an h5py Dataset (the file stays open), read when sliced.
+    """
     path = Path(path)
     if not path.is_file():
         raise PipelineError(f"{path}: no such file")
@@ -37,10 +40,13 @@ def load_split(path, split):
         f = h5py.File(path, "r")
     except OSError:
         raise PipelineError(f"{path}: not an HDF5 file") from None
-    with f:
-        x = _read(f, path, f"{split}_set_x")
+    try:
+        x = _read(f, path, f"{split}_set_x", lazy)
         y = _read(f, path, f"{split}_set_y")
         classes = _read(f, path, "list_classes")
+    finally:
+        if not lazy:
+            f.close()
     if x.dtype != np.uint8 or x.ndim != 4 or x.shape[3] != 3:
         raise PipelineError(f"{path}: {split}_set_x must be uint8 of shape (m, h, w, 3), "
                             f"got {x.dtype} of shape {x.shape}")
@@ -57,16 +63,17 @@ def load_split(path, split):
     return Dataset(x=x, y=y.astype(np.int64).reshape(1, -1), classes=names, path=path)  # y: (m,) -> (1, m)
 
 
-def _read(f, path, key):
+def _read(f, path, key, lazy=False):
     if key not in f or not isinstance(f[key], h5py.Dataset):
         raise PipelineError(f"{path}: missing dataset '{key}'")
-    return f[key][()]
+    return f[key] if lazy else f[key][()]
 
 
-def load_course(data_dir):
-    """Load the course's train and test splits from data_dir; refuse a training set with a single class."""
+def load_course(data_dir, lazy_train=False):
+    """Load the course's train and test splits from data_dir (lazy_train: see load_split); refuse a training
+    set with a single class."""
     data_dir = Path(data_dir)
-    train = load_split(data_dir / COURSE_FILES["train"], "train")
+    train = load_split(data_dir / COURSE_FILES["train"], "train", lazy_train)
     test = load_split(data_dir / COURSE_FILES["test"], "test")
     if len(np.unique(train.y)) < 2:
         raise PipelineError(f"{train.path}: train_set_y holds only the label {int(train.y[0, 0])}; "

@@ -33,15 +33,18 @@ class Scaler:
 
 
 def fit_scaler(kind, X):
-    """Fit a Scaler of the given kind on the training features X of shape (n_x, m)."""
+    """Fit a Scaler of the given kind on the training features X of shape (n_x, m) (unused by divide255)."""
     assert kind in SCALINGS, kind
     if kind == "divide255":
         empty = np.zeros((0, 1))
         return Scaler(kind, empty, empty)
-    mean = X.mean(axis=1, keepdims=True)  # (n_x, 1)
-    std = X.std(axis=1, keepdims=True)  # (n_x, 1)
-    std[std == 0] = 1.0  # a pixel constant over the training set carries no information; keep it at 0
-    return Scaler(kind, mean, std)
+    return standardizer(X.mean(axis=1, keepdims=True), X.std(axis=1, keepdims=True))
+
+
+def standardizer(mean, std):
+    """The standardize Scaler from the training set's per-feature mean and std, both of shape (n_x, 1)."""
+    std = np.where(std == 0, 1.0, std)  # a pixel constant over the training set carries no information; keep it at 0
+    return Scaler("standardize", mean, std)
 
 
 def features(x, scaler):

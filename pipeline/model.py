@@ -53,24 +53,15 @@ def optimize(w, b, X, Y, num_iterations=100, learning_rate=0.009, print_every=10
 
     Records the cost every print_every iterations (from iteration 0) and calls on_cost(i, cost) for each
     recorded one; on_step(i) after every iteration (for a progress bar). Returns (params, grads, costs) as
-    the lesson does, where costs is the list of recorded costs. Raises PipelineError when the cost stops
-    being finite or stays above its starting value for DIVERGENCE_PATIENCE iterations: gradient descent is
-    overshooting and the learning rate is too large.
+    the lesson does, where costs is the list of recorded costs. Raises PipelineError when DivergenceCheck
+    finds the learning rate too large.
     """
     costs = []
-    start, above = None, 0
+    check = DivergenceCheck(learning_rate)
     grads = {"dw": np.zeros_like(w), "db": 0.0}
     for i in range(num_iterations):
         grads, cost = propagate(w, b, X, Y)
-        if not math.isfinite(cost):
-            raise PipelineError(f"training diverged: the cost is {cost} at iteration {i}; "
-                                f"try a smaller learning_rate than {learning_rate}")
-        start = cost if start is None else start
-        # on this convex cost a good step size may overshoot for a while, but not for DIVERGENCE_PATIENCE steps
-        above = above + 1 if cost > start else 0
-        if above >= DIVERGENCE_PATIENCE:
-            raise PipelineError(f"training diverged: the cost stayed above its starting value {start:.6f} for "
-                                f"{above} iterations (now {cost:.6g}); try a smaller learning_rate than {learning_rate}")
+        check(i, cost)
         w = w - learning_rate * grads["dw"]
         b = b - learning_rate * grads["db"]
         if i % print_every == 0:
@@ -85,6 +76,29 @@ def optimize(w, b, X, Y, num_iterations=100, learning_rate=0.009, print_every=10
 # iterations in a row above the starting cost that count as divergence: on the course data even a learning
 # rate of 0.3 (60 times the lesson's) climbs back below its starting cost within 430 iterations
 DIVERGENCE_PATIENCE = 1000
+
+
+class DivergenceCheck:
+    """Called with (i, cost) each iteration; raises PipelineError when gradient descent is overshooting.
+
+    That is when the cost stops being finite or stays above its starting value for DIVERGENCE_PATIENCE
+    iterations in a row: the learning rate is too large.
+    """
+
+    def __init__(self, learning_rate):
+        self.learning_rate, self.start, self.above = learning_rate, None, 0
+
+    def __call__(self, i, cost):
+        if not math.isfinite(cost):
+            raise PipelineError(f"training diverged: the cost is {cost} at iteration {i}; "
+                                f"try a smaller learning_rate than {self.learning_rate}")
+        self.start = cost if self.start is None else self.start
+        # on this convex cost a good step size may overshoot for a while, but not for DIVERGENCE_PATIENCE steps
+        self.above = self.above + 1 if cost > self.start else 0
+        if self.above >= DIVERGENCE_PATIENCE:
+            raise PipelineError(f"training diverged: the cost stayed above its starting value {self.start:.6f} "
+                                f"for {self.above} iterations (now {cost:.6g}); "
+                                f"try a smaller learning_rate than {self.learning_rate}")
 
 
 def predict_proba(w, b, X):

@@ -1,38 +1,76 @@
 """The train stage: data -> features -> gradient descent -> a run folder with model, costs, metrics and report."""
 import contextlib
+import dataclasses
 import time
 from pathlib import Path
 
-from pipeline import data
+import numpy as np
+
+from pipeline import data, solvers, streaming
 from pipeline.artifacts import Model, new_run_dir, save_model
 from pipeline.config import dump_config
 from pipeline.evaluate import evaluate
 from pipeline.features import fit_scaler, flatten
 from pipeline.files import write_text
-from pipeline.model import initialize_with_zeros, optimize
-from pipeline.report import write_run_report
 from pipeline.provenance import provenance, write_run_json
+from pipeline.report import write_run_report
 
 
 def fit(X, Y, train_config, on_cost=None, on_step=None):
-    """Gradient descent from zeros on X (n_x, m), Y (1, m). Returns w (n_x, 1), b and the recorded costs."""
-    w, b = initialize_with_zeros(X.shape[0])
-    params, _, costs = optimize(w, b, X, Y, train_config.num_iterations, train_config.learning_rate,
-                                train_config.print_every, on_cost=on_cost, on_step=on_step)
-    return params["w"], params["b"], costs
+    """Gradient descent from zeros on X (n_x, m), Y (1, m), with the solver train_config names.
+
+    X is an array, or a streaming.Chunks reading it from HDF5 (always the primal solver). Returns w (n_x, 1)
+    float64, b and the recorded costs.
+    """
+    solver = solver_for(X, train_config)
+    if solver == "streaming":
+        return solvers.primal(X, Y, X.shape[0], train_config, on_cost, on_step)
+    if solver == "gram":
+        return solvers.gram(X, Y, train_config, on_cost, on_step)
+    return solvers.primal(solvers.in_memory_blocks(X, train_config.dtype), Y, X.shape[0], train_config,
+                          on_cost, on_step)
+
+
+def solver_for(X, train_config):
+    """'streaming' (primal over HDF5 chunks), 'primal' or 'gram': what fit runs for X (n_x, m)."""
+    if isinstance(X, streaming.Chunks):
+        assert train_config.solver != "gram", "streaming.streams refuses gram"
+        return "streaming"
+    if train_config.solver != "auto":
+        return train_config.solver
+    n_x, m = X.shape
+    return solvers.choose_solver(m, n_x, train_config.num_iterations, np.dtype(train_config.dtype).itemsize)
 
 
 def load_data(config, **prepare_options):
     """The (train, test) Datasets the config names: the course files, or a folder dataset prepared first
-    (only when its sources or settings changed; prepare_options go to pipeline.prepare.prepare)."""
+    (only when its sources or settings changed; prepare_options go to pipeline.prepare.prepare).
+    The training images stay on disk when training streams."""
     if config.data.source == "course":
-        return data.load_course(Path(config.data.dir))
-    from pipeline.prepare import prepare, summary
+        train_set, test_set = data.load_course(Path(config.data.dir), lazy_train=True)
+    else:
+        from pipeline.prepare import prepare, summary
 
-    folder, report, built = prepare(config, **prepare_options)
-    for line in summary(folder, report) if built else ():
-        prepare_options.get("log", lambda message: None)(line)
-    return data.load_split(folder / "train.h5", "train"), data.load_split(folder / "test.h5", "test")
+        folder, report, built = prepare(config, **prepare_options)
+        for line in summary(folder, report) if built else ():
+            prepare_options.get("log", lambda message: None)(line)
+        train_set = data.load_split(folder / "train.h5", "train", lazy=True)
+        test_set = data.load_split(folder / "test.h5", "test")
+    n_x = int(np.prod(train_set.x.shape[1:]))
+    if not streaming.streams(config.train, train_set.m, n_x):
+        train_set = dataclasses.replace(train_set, x=train_set.x[()])  # read the images into memory
+    return train_set, test_set
+
+
+def training_features(train_set, config):
+    """The scaled X (n_x, m) to train on and its fitted Scaler: an array, or Chunks when x is on disk."""
+    if isinstance(train_set.x, np.ndarray):
+        X = flatten(train_set.x)  # (n_x, m)
+        scaler = fit_scaler(config.features.scaling, X)
+        return scaler.transform(X), scaler
+    size = config.train.chunk_size
+    scaler = streaming.fit_scaler(config.features.scaling, train_set.x, size)
+    return streaming.Chunks(train_set.x, scaler, size, config.train.dtype), scaler
 
 
 def train(config, train_set, test_set, name, run_dir=None, on_cost=None, on_step=None, overrides=(),
@@ -46,9 +84,8 @@ def train(config, train_set, test_set, name, run_dir=None, on_cost=None, on_step
     started, clock = time.time(), time.perf_counter()
     run_dir = new_run_dir(name, run_dir)
     with _removed_if_empty_on_error(run_dir):
-        X = flatten(train_set.x)  # (n_x, m)
-        scaler = fit_scaler(config.features.scaling, X)
-        w, b, costs = fit(scaler.transform(X), train_set.y, config.train, on_cost, on_step)
+        X, scaler = training_features(train_set, config)
+        w, b, costs = fit(X, train_set.y, config.train, on_cost, on_step)
         model = Model(w=w, b=b, image_shape=train_set.x.shape[1:], scaler=scaler, classes=train_set.classes,
                       threshold=config.evaluate.threshold, fit=config.data.fit, resample=config.data.resample)
         write_text(run_dir / "config.yaml", dump_config(config))

@@ -107,6 +107,26 @@ def test_an_existing_run_folder_is_never_overwritten(lesson_run, course_dir):
     assert (run_dir / "model.npz").read_bytes() == before
 
 
+@pytest.mark.parametrize("solver", ["primal", "gram"])
+def test_each_solver_reproduces_the_lesson(course_dir, tmp_path, solver):
+    """The default run (auto) is gram on the course data; each solver named explicitly gives the same numbers."""
+    result = train(course_dir, tmp_path / "run", f"train.solver={solver}")
+    assert result.stdout.splitlines()[-2:] == ["train accuracy: 99.04306220095694 %", "test accuracy: 70.0 %"]
+    with open(tmp_path / "run" / "costs.csv") as f:
+        costs = [float(r["cost"]) for r in csv.DictReader(f)]
+    np.testing.assert_allclose(costs, PUBLISHED_COSTS, atol=1e-6)
+
+
+def test_streaming_from_the_course_file_gives_the_in_memory_numbers(course_dir, tmp_path, lesson_run):
+    """Read from HDF5 in chunks of 100 (of 209) examples; 200 iterations keep the test short."""
+    train(course_dir, tmp_path / "run", "train.streaming=true", "train.chunk_size=100", "train.num_iterations=200")
+    with open(tmp_path / "run" / "costs.csv") as f:
+        costs = [float(r["cost"]) for r in csv.DictReader(f)]
+    with open(lesson_run[0] / "costs.csv") as f:
+        in_memory = [float(r["cost"]) for r in csv.DictReader(f)]
+    np.testing.assert_allclose(costs, in_memory[:2], rtol=0, atol=1e-9)
+
+
 @pytest.mark.parametrize("rate, train_acc, test_acc", [
     ("0.01", "99.52153110047847", "68.0"),
     ("0.001", "88.99521531100478", "64.0"),

@@ -1,0 +1,133 @@
+"""Faster solvers beside the lesson's optimize: the same full-batch gradient descent from zeros.
+
+The cost may carry an L2 term: J = mean cross-entropy + l2/(2m) ||w||^2, so dw gains (l2/m) w (l2 = 0 is the
+lesson's). `primal` descends on w (n_x, 1), walking X (n_x, m) in blocks of examples; `gram` descends on
+alpha (1, m) with w = X alpha.T, using K = X.T X of shape (m, m). Both record the costs optimize records.
+"""
+import os
+
+import numpy as np
+
+from pipeline.model import DivergenceCheck, cross_entropy, sigmoid
+
+SOLVERS = ("auto", "primal", "gram")
+DTYPES = ("float64", "float32")
+IN_CACHE_BYTES = 32 << 20  # an X this small stays in the last-level cache between the two products
+BLOCK_BYTES = 4 << 20  # a larger X is walked in blocks of examples this big, each read from memory once
+
+
+def available_memory():
+    """Bytes of memory available now: MemAvailable on Linux, else the free physical pages."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+
+
+def choose_solver(m, n_x, num_iterations, itemsize=8, available=None):
+    """What train.solver auto picks for X of shape (n_x, m): 'gram' or 'primal'.
+
+    Counted in multiply-adds, gram costs m*m*n_x once for K, m*m per iteration and n_x*m for w = X alpha.T;
+    primal costs 2*m*n_x per iteration. gram is picked when it costs less (so m is well below n_x) and K
+    takes at most a quarter of the available memory.
+    """
+    available = available_memory() if available is None else available
+    gram_work = m * m * n_x + num_iterations * m * m + m * n_x
+    primal_work = num_iterations * 2 * m * n_x
+    return "gram" if gram_work < primal_work and m * m * itemsize <= available / 4 else "primal"
+
+
+def descend(gradient, params, train_config, on_cost=None, on_step=None):
+    """Full-batch gradient descent as pipeline.model.optimize does it, on any parameters.
+
+    gradient(params) returns (grads, cost), grads keyed like params; arrays are updated in place. Returns
+    the costs recorded every print_every iterations from iteration 0; on_cost(i, cost) and on_step(i) as in
+    optimize.
+    """
+    lr, every = train_config.learning_rate, train_config.print_every
+    check, costs = DivergenceCheck(lr), []
+    for i in range(train_config.num_iterations):
+        grads, cost = gradient(params)
+        check(i, cost)
+        for key, g in grads.items():
+            params[key] -= lr * g
+        if i % every == 0:
+            costs.append(cost)
+            if on_cost:
+                on_cost(i, cost)
+        if on_step:
+            on_step(i)
+    return costs
+
+
+def in_memory_blocks(X, dtype):
+    """X (n_x, m) as the list of (columns, X_block (n_x, k)) pairs primal walks: one block when X fits in
+    cache, else blocks of about BLOCK_BYTES. X is copied only if it is not already Fortran-ordered in dtype."""
+    X = np.asfortranarray(X, dtype=dtype)  # columns contiguous: a block of examples is one piece of memory
+    n_x, m = X.shape
+    k = m if X.nbytes <= IN_CACHE_BYTES else max(1, BLOCK_BYTES // (n_x * X.itemsize))
+    return [(slice(j, j + k), X[:, j:j + k]) for j in range(0, m, k)]
+
+
+def primal(blocks, Y, n_x, train_config, on_cost=None, on_step=None):
+    """Gradient descent on w, one pass over X per iteration: each block's gradient is taken while the block
+    is still in cache. blocks yields (columns, X_block of shape (n_x, k) in train.dtype) on every iteration
+    (in_memory_blocks, or streaming.Chunks reading HDF5); Y is (1, m).
+
+    Returns w (n_x, 1) float64, b (float) and the recorded costs.
+    """
+    m, l2 = Y.shape[1], train_config.l2
+    dtype = np.dtype(train_config.dtype)
+    Z, dZ = np.empty((1, m)), np.empty((1, m))  # (1, m) float64, refilled each iteration
+
+    def gradient(p):
+        w, b = p["w"], p["b"]
+        dw = np.zeros_like(w)  # (n_x, 1)
+        for cols, Xb in blocks:
+            Z[:, cols] = w.T @ Xb + b  # (1, k)
+            dZ[:, cols] = sigmoid(Z[:, cols]) - Y[:, cols]
+            dw += Xb @ dZ[:, cols].T.astype(dtype, copy=False)  # (n_x, k) @ (k, 1)
+        cost, dw = cross_entropy(Z, Y), dw / m
+        if l2:
+            cost += l2 / (2 * m) * float(np.vdot(w, w))
+            dw += (l2 / m) * w
+        return {"w": dw, "b": float(np.sum(dZ) / m)}, cost
+
+    params = {"w": np.zeros((n_x, 1), dtype), "b": 0.0}
+    costs = descend(gradient, params, train_config, on_cost, on_step)
+    return params["w"].astype(np.float64), params["b"], costs
+
+
+def gram(X, Y, train_config, on_cost=None, on_step=None):
+    """Gradient descent on alpha (1, m), w = X alpha.T: the primal iterates in exact arithmetic, because w
+    starts at zero and every step (L2 included) adds a combination of the columns of X.
+
+    X is (n_x, m), Y (1, m). Returns w (n_x, 1) float64, b (float) and the recorded costs.
+    """
+    m, l2 = Y.shape[1], train_config.l2
+    X = np.asarray(X, dtype=train_config.dtype)
+    K = X.T @ X  # (m, m), symmetric, so (alpha K)_j = sum_i alpha_i x_i.x_j = w.T x_j
+    Y = Y.astype(np.float64)  # once, not in every iteration
+
+    def gradient(p):
+        alpha, b = p["alpha"], p["b"]
+        wX = (alpha @ K).astype(np.float64, copy=False)  # (1, m) = w.T X
+        Z = wX + b
+        # an iteration here is so cheap that the elementwise work counts: one softplus log(1 + e^z) gives both
+        # the cost (model.cross_entropy's formula) and a = sigmoid(z) = e^(z - softplus(z))
+        softplus = np.logaddexp(0.0, Z)
+        cost, dZ = float(np.sum(softplus - Y * Z)) / m, np.exp(Z - softplus) - Y  # (1, m); np.mean is slower
+        dalpha = dZ / m  # dw = X dZ.T / m
+        if l2:
+            cost += l2 / (2 * m) * float(np.vdot(wX, alpha))  # ||w||^2 = alpha K alpha.T
+            dalpha += (l2 / m) * alpha  # (l2/m) w = X (l2/m) alpha.T
+        return {"alpha": dalpha.astype(K.dtype, copy=False), "b": float(np.sum(dZ) / m)}, cost
+
+    params = {"alpha": np.zeros((1, m), K.dtype), "b": 0.0}
+    costs = descend(gradient, params, train_config, on_cost, on_step)
+    w = X @ params["alpha"].T  # (n_x, m) @ (m, 1)
+    return w.astype(np.float64), params["b"], costs
