@@ -26,7 +26,7 @@ class Scaler:
     std: np.ndarray
 
     def transform(self, X):
-        """Scale X of shape (n_x, m)."""
+        """Scale X of shape (n_x, m), float or the raw uint8 pixels; returns float64."""
         if self.kind == "divide255":
             return X / 255.0
         return (X - self.mean) / self.std  # (n_x, m) - (n_x, 1): one mean per feature, broadcast over examples
@@ -48,5 +48,6 @@ def standardizer(mean, std):
 
 
 def features(x, scaler):
-    """Images (m, h, w, 3) -> scaled X of shape (n_x, m)."""
-    return scaler.transform(flatten(x))
+    """Images (m, h, w, 3) uint8 -> scaled X of shape (n_x, m) float64."""
+    # the same numbers as scaler.transform(flatten(x)), in one pass: uint8 -> float64 is exact either way
+    return scaler.transform(x.reshape(x.shape[0], -1).T)  # (m, h*w*3) -> (n_x, m)

@@ -108,26 +108,40 @@ def gram(X, Y, train_config, on_cost=None, on_step=None):
 
     X is (n_x, m), Y (1, m). Returns w (n_x, 1) float64, b (float) and the recorded costs.
     """
-    m, l2 = Y.shape[1], train_config.l2
+    m, l2, lr = Y.shape[1], train_config.l2, train_config.learning_rate
     X = np.asarray(X, dtype=train_config.dtype)
-    K = X.T @ X  # (m, m), symmetric, so (alpha K)_j = sum_i alpha_i x_i.x_j = w.T x_j
-    Y = Y.astype(np.float64)  # once, not in every iteration
-
-    def gradient(p):
-        alpha, b = p["alpha"], p["b"]
-        wX = (alpha @ K).astype(np.float64, copy=False)  # (1, m) = w.T X
-        Z = wX + b
-        # an iteration here is so cheap that the elementwise work counts: one softplus log(1 + e^z) gives both
-        # the cost (model.cross_entropy's formula) and a = sigmoid(z) = e^(z - softplus(z))
-        softplus = np.logaddexp(0.0, Z)
-        cost, dZ = float(np.sum(softplus - Y * Z)) / m, np.exp(Z - softplus) - Y  # (1, m); np.mean is slower
-        dalpha = dZ / m  # dw = X dZ.T / m
+    # an iteration is one (1, m+1) x (m+1, m) product plus elementwise work on (1, m) rows, so numpy's
+    # per-call overhead counts: b rides in the product as a last row of ones, buffers are allocated once
+    K = np.empty((m + 1, m), X.dtype)
+    np.matmul(X.T, X, out=K[:m])  # K = X.T X, symmetric: (alpha K)_j = sum_i alpha_i x_i.x_j = w.T x_j
+    K[m] = 1.0
+    params = np.zeros((1, m + 1), X.dtype)  # [alpha, b]
+    alpha = params[:, :m]  # (1, m) view
+    Y = Y.astype(X.dtype)
+    Z, softplus, dZ = (np.empty((1, m), X.dtype) for _ in range(3))
+    ones = np.ones((1, m), X.dtype)
+    check, costs = DivergenceCheck(lr), []
+    for i in range(train_config.num_iterations):
+        np.matmul(params, K, out=Z)  # Z = w.T X + b
+        # one softplus log(1 + e^z) gives both the cost (model.cross_entropy's formula) and a = e^(z - softplus)
+        np.logaddexp(0.0, Z, out=softplus)
+        cost = (float(np.vdot(ones, softplus)) - float(np.vdot(Y, Z))) / m
         if l2:
-            cost += l2 / (2 * m) * float(np.vdot(wX, alpha))  # ||w||^2 = alpha K alpha.T
-            dalpha += (l2 / m) * alpha  # (l2/m) w = X (l2/m) alpha.T
-        return {"alpha": dalpha.astype(K.dtype, copy=False), "b": float(np.sum(dZ) / m)}, cost
-
-    params = {"alpha": np.zeros((1, m), K.dtype), "b": 0.0}
-    costs = descend(gradient, params, train_config, on_cost, on_step)
-    w = X @ params["alpha"].T  # (n_x, m) @ (m, 1)
-    return w.astype(np.float64), params["b"], costs
+            cost += l2 / (2 * m) * float(np.vdot(Z - params[0, m], alpha))  # ||w||^2 = alpha K alpha.T
+        check(i, cost)
+        np.subtract(Z, softplus, out=dZ)
+        np.exp(dZ, out=dZ)
+        dZ -= Y  # A - Y
+        dZ *= lr / m  # dw = X dZ.T / m, so the step on alpha is lr * dZ / m (and on b, lr * sum(dZ) / m)
+        if l2:
+            alpha *= 1 - lr * l2 / m  # (l2/m) w = X (l2/m) alpha.T
+        alpha -= dZ
+        params[0, m] -= np.vdot(ones, dZ)
+        if i % train_config.print_every == 0:
+            costs.append(cost)
+            if on_cost:
+                on_cost(i, cost)
+        if on_step:
+            on_step(i)
+    w = X @ alpha.T  # (n_x, m) @ (m, 1)
+    return w.astype(np.float64), float(params[0, m]), costs

@@ -48,8 +48,10 @@ class Chunks:
         self.shape = (int(np.prod(x.shape[1:])), x.shape[0])  # (n_x, m)
 
     def __iter__(self):
-        for cols, X in raw_chunks(self.x, self.chunk_size):
-            yield cols, self.scaler.transform(X).astype(self.dtype, copy=False)
+        m = self.x.shape[0]
+        for j in range(0, m, self.chunk_size):
+            cols = slice(j, min(j + self.chunk_size, m))
+            yield cols, feats.features(self.x[cols], self.scaler).astype(self.dtype, copy=False)
 
 
 def fit_scaler(kind, x, chunk_size):
