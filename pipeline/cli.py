@@ -4,6 +4,7 @@ Exit codes: 0 success, 1 an error in the input or the environment (one line on s
 3 predict read some inputs but not all, 130 interrupted.
 """
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -281,6 +282,9 @@ def main(argv=None):
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader went away (`... | head`): not an error worth a message
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the exit's flush cannot fail again
+        return 141
     except (PipelineError, OSError, MemoryError) as e:
         if args.debug:
             raise

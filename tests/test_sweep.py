@@ -251,3 +251,19 @@ def test_the_lessons_learning_rate_sweep_on_the_real_data(course_dir, tmp_path):
     assert [(r["run"], float(r["train_accuracy"]), float(r["test_accuracy"])) for r in rows] == [
         ("lr0.01", 208 / 209, 34 / 50), ("lr0.001", 186 / 209, 32 / 50), ("lr0.0001", 143 / 209, 18 / 50)]
     assert "| lr0.01 | 0.01 | done |" in result.stdout and "| 99.52 % | 68.00 % |" in result.stdout
+
+
+def test_a_reader_that_goes_away_is_not_an_error(small_data, tmp_path):
+    """`compare ... | head -1`: the pipe closes before compare writes; no message, no traceback."""
+    import os
+    import subprocess
+    import sys
+
+    run_cli("train", "--set", f"data.dir={small_data}", "--set", "train.num_iterations=5", "--run-dir",
+            tmp_path / "a", check=0)
+    proc = subprocess.Popen([sys.executable, "-m", "pipeline", "compare", tmp_path / "a", tmp_path / "a"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    proc.stdout.close()  # the reader is gone before anything is written
+    with proc.stderr:
+        err = proc.stderr.read().decode()
+    assert proc.wait() == 141 and err == ""
