@@ -117,13 +117,14 @@ def load_model(path):
                  threshold=float(a["threshold"]), fit=str(a["fit"]), resample=str(a["resample"]))
 
 
-def new_run_dir(name, run_dir=None):
-    """Create and return the run folder: run_dir if given (it must be new or empty), else runs/<name>-<time>."""
+def new_run_dir(name, run_dir=None, option="--run-dir"):
+    """Create and return the run folder: run_dir if given (it must be new or empty), else runs/<name>-<time>.
+    option names the command-line option that gave run_dir, for the error message."""
     if run_dir is not None:
         run_dir = Path(run_dir)
         if run_dir.exists() and (not run_dir.is_dir() or any(run_dir.iterdir())):
             raise PipelineError(f"{run_dir}: already exists and is not an empty folder; "
-                                "choose another --run-dir or remove it")
+                                f"choose another {option} or remove it")
         run_dir.mkdir(parents=True, exist_ok=True)
         return run_dir
     stem = RUNS_ROOT / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
@@ -138,11 +139,12 @@ def new_run_dir(name, run_dir=None):
 
 
 def latest_run(root=RUNS_ROOT):
-    """The run folder under root whose model.npz was written last."""
-    models = sorted(Path(root).glob("*/model.npz"), key=lambda p: p.stat().st_mtime)
-    if not models:
+    """The finished run folder under root (one with model.npz and run.json, which train writes last) that
+    finished last."""
+    done = [p.parent for p in Path(root).glob("*/run.json") if (p.parent / "model.npz").is_file()]
+    if not done:
         raise PipelineError(f"{root}: no run with a model.npz found; train one first (make train)")
-    return models[-1].parent
+    return max(done, key=lambda run: (run / "run.json").stat().st_mtime)
 
 
 def read_metrics(path):

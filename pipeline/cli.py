@@ -1,9 +1,10 @@
 """`python -m pipeline <command>`: parse arguments, load the config, call the stage, report errors in one line.
 
 Exit codes: 0 success, 1 an error in the input or the environment (one line on stderr), 2 a usage error,
-3 predict read some inputs but not all, 130 interrupted.
+3 predict read some inputs but not all, 130 interrupted, 141 stdout closed by its reader.
 """
 import argparse
+import dataclasses
 import os
 import sys
 from pathlib import Path
@@ -84,8 +85,12 @@ def cmd_evaluate(args):
     from pipeline.train import load_data
 
     run_dir = Path(args.run) if args.run else latest_run()
+    if not (run_dir / "config.yaml").is_file():
+        raise PipelineError(f"{run_dir}: not a run folder (no config.yaml)"
+                            + ("; it is a sweep folder: pick one of its runs" * (run_dir / "summary.csv").is_file()))
     config = load_config(run_dir / "config.yaml", args.set)
-    model = load_model(run_dir / "model.npz")
+    # the config's threshold, so that `--set evaluate.threshold=...` changes the metrics as well as the report
+    model = dataclasses.replace(load_model(run_dir / "model.npz"), threshold=config.evaluate.threshold)
     train_set, test_set = load_data(config, **_prepare_options(args))
     evaluate(model, train_set, test_set, run_dir, config.evaluate.enlarge)
     write_run_report(run_dir, (train_set, test_set), config)
@@ -105,7 +110,10 @@ def cmd_predict(args):
     from pipeline.config import _open_unit
     from pipeline.predict import find_images, human_line, predict_files, to_csv, to_json
 
-    model = load_model(args.model or latest_run())
+    if args.model is None:
+        args.model = latest_run()
+        info(f"model: {args.model} (the latest run)")
+    model = load_model(args.model)
     threshold = model.threshold if args.threshold is None else args.threshold
     if _open_unit(threshold):
         raise PipelineError(f"--threshold {threshold}: {_open_unit(threshold)}")
@@ -145,7 +153,7 @@ def cmd_sweep(args):
     config_file = sweep.sweep_file(args.resume) if args.resume else Path(args.config)
     points, resolved = sweep.plan(config_file, args.set)
     data = sweep.load_all(points)  # before the sweep folder is claimed: a missing file leaves nothing behind
-    sweep_dir = Path(args.resume) if args.resume else new_run_dir(config_file.stem, args.sweep_dir)
+    sweep_dir = Path(args.resume) if args.resume else new_run_dir(config_file.stem, args.sweep_dir, "--sweep-dir")
     if not args.resume:
         write_text(sweep_dir / sweep.SWEEP_FILE, f"# resolved from {' '.join([str(config_file), *args.set])}\n{resolved}")
     with tqdm(total=len(points), desc="sweep", unit="run", file=sys.stderr, leave=False,
@@ -170,12 +178,6 @@ def cmd_compare(args):
     print(render(compare(run_dirs(args.paths)), "md" if args.md else "json" if args.json else "text"))
 
 
-def _jobs(text):
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text!r}")
-    return int(text)
-
-
 def _print_accuracies(model, splits):
     """The lesson's closing lines, computed as the lesson computes them."""
     from pipeline.evaluate import lesson_accuracy
@@ -186,7 +188,7 @@ def _print_accuracies(model, splits):
 
 def _positive_int(text):
     if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got '{text}'")
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got '{text}'")
     return int(text)
 
 
@@ -200,7 +202,8 @@ def build_parser():
 
     parser = argparse.ArgumentParser(prog="python -m pipeline",
                                      description="The lesson's single-neuron cat/non-cat classifier, stage by stage.",
-                                     epilog="Exit codes: 0 success, 1 error (one line on stderr), 2 usage, 130 interrupted.")
+                                     epilog="Exit codes: 0 success, 1 error (one line on stderr), 2 usage, 3 predict read only some "
+                                            "inputs, 130 interrupted, 141 stdout closed by its reader.")
     parser.add_argument("--version", action="version", version=__version__)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -258,7 +261,7 @@ def build_parser():
                        help="YAML config with a sweep: block (default: configs/lr_sweep.yaml)")
     which.add_argument("--resume", metavar="SWEEP_DIR", help="finish an interrupted sweep in its folder")
     p.add_argument("--sweep-dir", help="the sweep folder to write (new or empty; default: runs/<config>-<time>)")
-    p.add_argument("--jobs", type=_jobs, default=1, help="grid points trained in parallel processes (default: 1)")
+    p.add_argument("--jobs", type=_positive_int, default=1, help="grid points trained in parallel processes (default: 1)")
     p.set_defaults(func=cmd_sweep)
 
     p = sub.add_parser("compare", parents=[common], help="runs side by side: differing config values, metrics")

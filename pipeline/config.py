@@ -6,6 +6,7 @@ with a YAML scalar. Errors name the file and the dotted key.
 import dataclasses
 import difflib
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -200,17 +201,28 @@ def from_dict(raw, where="config"):
 
 def _section(cls, name, values, where):
     fields = {f.name: f for f in dataclasses.fields(cls)}
+    checked = {}
     for key, value in values.items():
         dotted = f"{name}.{key}"
         if key not in fields:
             raise PipelineError(f"{where}: unknown key '{dotted}'{_did_you_mean(dotted, ALL_KEYS)}")
-        f = fields[key]
-        problem = _type_problem(value, f.type)
-        if problem is None and f.metadata["check"]:
-            problem = f.metadata["check"](value)
-        if problem:
-            raise PipelineError(f"{where}: {dotted} {problem}, got {value!r}")
-    return cls(**{k: float(v) if fields[k].type is float else v for k, v in values.items()})
+        checked[key] = _checked(fields[key], dotted, value, where)
+    return cls(**checked)
+
+
+def _checked(f, dotted, value, where):
+    """value for the dataclass field f (named dotted), as its type, or a PipelineError saying what is wrong."""
+    if f.type is float and isinstance(value, str) and SCIENTIFIC.fullmatch(value.strip()):
+        value = float(value)  # YAML 1.1 reads 1e-3 (no dot) as a string; a learning rate is often written so
+    problem = _type_problem(value, f.type)
+    if problem is None and f.metadata["check"]:
+        problem = f.metadata["check"](value)
+    if problem:
+        raise PipelineError(f"{where}: {dotted} {problem}, got {value!r}")
+    return float(value) if f.type is float else value
+
+
+SCIENTIFIC = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
 
 
 def _type_problem(value, typ):
@@ -237,9 +249,10 @@ def _apply_override(raw, override):
         value = yaml.safe_load(text)
     except yaml.YAMLError:
         value = text  # not a YAML scalar: keep the text, type checking will judge it
+    field_ = next(f for f in dataclasses.fields(SECTIONS[section]) if f.name == name)
     if not isinstance(raw.get(section), dict):
         raw[section] = {}
-    raw[section][name] = value
+    raw[section][name] = _checked(field_, key.strip(), value, f"--set {override}")  # the error names the --set
 
 
 def check_key(key, where):

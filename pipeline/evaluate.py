@@ -57,12 +57,12 @@ def write_misclassified(folder, test, probs, model, enlarge=4):
     rows, tiles = [], []
     for i in wrong:
         true, guess, p = model.classes[test.y[0, i]], model.classes[pred[0, i]], float(probs[0, i])
-        image = _enlarge(test.x[i], enlarge)
+        image = enlarged(test.x[i], enlarge)
         name = f"test_{i:04d}_{true}_as_{guess}.png"
         write_png(Path(folder) / name, image)
         rows.append({"index": int(i), "true_label": true, "predicted_label": guess, "probability": f"{p:.6f}",
                      "file": name})
-        tiles.append((image, f"#{i} {true} p={p:.2f}"))
+        tiles.append((image, f"#{i} true {true} p={p:.2f}"))
     buf = io.StringIO()
     writer = csv.DictWriter(buf, ["index", "true_label", "predicted_label", "probability", "file"])
     writer.writeheader()
@@ -71,7 +71,7 @@ def write_misclassified(folder, test, probs, model, enlarge=4):
     write_png(Path(folder) / "grid.png", _grid(tiles))
 
 
-def _enlarge(pixels, factor):
+def enlarged(pixels, factor):
     """(h, w, 3) uint8 -> a Pillow image factor times larger, pixels kept square and sharp."""
     image = Image.fromarray(pixels, "RGB")
     return image.resize((image.width * factor, image.height * factor), Image.Resampling.NEAREST)

@@ -26,6 +26,8 @@ def fetch(source, dest, files=SHA256, log=print):
     A file already in dest with the right hash is kept as it is. Returns the paths of the files in dest.
     """
     dest = Path(dest)
+    if "://" not in str(source) and not Path(source).is_dir():  # said even when nothing needs fetching
+        raise PipelineError(f"{source}: not a folder, nor an http(s):// or file:// URL")
     paths = []
     for name, expected in files.items():
         target = dest / name

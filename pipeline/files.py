@@ -38,11 +38,16 @@ def write_bytes(path, data):
         tmp.write_bytes(data)
 
 
-def write_png(path, image):
-    """Save a Pillow image as PNG, atomically."""
+def png_bytes(image):
+    """A Pillow image as the bytes of a PNG file."""
     buf = io.BytesIO()
     image.save(buf, format="PNG")
-    write_bytes(path, buf.getvalue())
+    return buf.getvalue()
+
+
+def write_png(path, image):
+    """Save a Pillow image as PNG, atomically."""
+    write_bytes(path, png_bytes(image))
 
 
 def replace_dir(path, fill):
@@ -50,6 +55,7 @@ def replace_dir(path, fill):
     path = Path(path)
     tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}."))
     try:
+        os.chmod(tmp, 0o777 & ~_UMASK)  # mkdtemp makes folders private (0700); give the usual permissions
         fill(tmp)
         if path.exists():
             old = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.old."))

@@ -3,7 +3,7 @@ import numpy as np
 from PIL import Image
 
 from pipeline import page
-from pipeline.pictures import png_bytes
+from pipeline.files import png_bytes
 
 SHOWN_CONFIDENT = 6  # how many of the most (and of the least) confident correct predictions are shown
 

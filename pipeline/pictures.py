@@ -1,10 +1,9 @@
 """Pictures that are not line charts: confusion matrices, the learned weights as an image, image tiles."""
-import io
 
 import numpy as np
 from PIL import Image, ImageDraw
 
-from pipeline.evaluate import _enlarge
+from pipeline.evaluate import enlarged
 from pipeline.plots import font
 
 CELL = 96  # side of a confusion-matrix cell, in pixels
@@ -53,10 +52,7 @@ def weights_pixels(w, image_shape):
 
 
 def weights_image(w, image_shape, enlarge=4):
-    return _enlarge(weights_pixels(w, image_shape), enlarge)
+    return enlarged(weights_pixels(w, image_shape), enlarge)
 
 
-def png_bytes(image):
-    buf = io.BytesIO()
-    image.save(buf, format="PNG")
-    return buf.getvalue()
+

@@ -85,7 +85,6 @@ def _settings(data):
 
 def _build(tmp, entries, splits, config, report, workers, strict, progress):
     data = config.data
-    os.chmod(tmp, 0o755)  # mkdtemp makes it private; the dataset is as readable as any other output
     size = (data.image_size, data.image_size)
     writers = {s: SplitWriter(tmp / f"{s}.h5", s, report["classes"], size, report["settings"])
                for s in SPLITS if s in splits}

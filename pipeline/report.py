@@ -8,9 +8,9 @@ from pipeline import PipelineError, page
 from pipeline.artifacts import load_model, read_costs, read_metrics
 from pipeline.config import load_config
 from pipeline.curves import auc, average_precision, both_classes, pr_curve, roc_curve
-from pipeline.files import write_bytes, write_png, write_text
+from pipeline.files import png_bytes, write_bytes, write_png, write_text
 from pipeline.gallery import galleries
-from pipeline.pictures import confusion_image, png_bytes, weights_image
+from pipeline.pictures import confusion_image, weights_image
 from pipeline.plots import line_chart, png, svg
 
 SMALL = (520, 400)  # size of the ROC and precision-recall charts, side by side on a page

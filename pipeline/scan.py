@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 
 from pipeline import PipelineError
+from pipeline.images import IMAGE_SUFFIXES
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 SPLITS = ("train", "test", "val")
 
 
@@ -42,7 +42,8 @@ def scan(root, data):
     """List root's images per class. Returns (entries sorted by rel, ignored rel paths sorted)."""
     root = Path(root)
     if not root.is_dir():
-        raise PipelineError(f"{root}: no such folder (data.root or data.test_root)")
+        raise PipelineError(f"{root}: no such folder (data.root or data.test_root); make it, with one subfolder "
+                            "per class (cat/ and non-cat/ by default), or point data.root at your images")
     negative, positive = class_names(data)
     entries, ignored = [], []
     for label, names in ((0, negative), (1, positive)):
@@ -56,7 +57,7 @@ def scan(root, data):
                                     f"folders found: {', '.join(present)})")
             for path in _walk(folder):
                 rel = path.relative_to(root).as_posix()
-                if path.name.startswith(".") or path.suffix.lower() not in IMAGE_EXTENSIONS:
+                if path.name.startswith(".") or path.suffix.lower() not in IMAGE_SUFFIXES:
                     ignored.append(rel)
                     continue
                 st = path.stat()

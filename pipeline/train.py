@@ -1,6 +1,7 @@
 """The train stage: data -> features -> gradient descent -> a run folder with model, costs, metrics and report."""
 import contextlib
 import dataclasses
+import shutil
 import time
 from pathlib import Path
 
@@ -83,7 +84,7 @@ def train(config, train_set, test_set, name, run_dir=None, on_cost=None, on_step
     """
     started, clock = time.time(), time.perf_counter()
     run_dir = new_run_dir(name, run_dir)
-    with _removed_if_empty_on_error(run_dir):
+    with _removed_unless_finished(run_dir):
         X, scaler = training_features(train_set, config)
         w, b, costs = fit(X, train_set.y, config.train, on_cost, on_step)
         model = Model(w=w, b=b, image_shape=train_set.x.shape[1:], scaler=scaler, classes=train_set.classes,
@@ -100,10 +101,12 @@ def train(config, train_set, test_set, name, run_dir=None, on_cost=None, on_step
 
 
 @contextlib.contextmanager
-def _removed_if_empty_on_error(folder):
+def _removed_unless_finished(folder):
+    """On any error or interrupt, remove the run folder (new or empty when claimed) unless run.json, written
+    last, made it a finished run: a half-written run is never left for `latest_run` to pick."""
     try:
         yield
     except BaseException:
-        with contextlib.suppress(OSError):
-            folder.rmdir()  # only succeeds when nothing was written
+        if not (folder / "run.json").exists():
+            shutil.rmtree(folder, ignore_errors=True)
         raise

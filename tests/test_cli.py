@@ -1,4 +1,9 @@
 """Bad input through the real CLI: one line on stderr naming the problem, exit 1, no traceback."""
+import json
+import os
+import time
+
+import numpy as np
 import pytest
 
 from tests.conftest import ROOT, run_cli
@@ -11,7 +16,7 @@ DEFAULT = ROOT / "configs" / "default.yaml"
     (["train", "--config", "missing.yaml"], "error: missing.yaml: config file not found"),
     (["train", "--config", DEFAULT], "error: data/raw/train_catvnoncat.h5: no such file"),
     (["train", "--config", DEFAULT, "--set", "train.learning_rat=1"], "(did you mean 'train.learning_rate'?)"),
-    (["evaluate", "--run", "no-such-run"], "error: no-such-run/config.yaml: config file not found"),
+    (["evaluate", "--run", "no-such-run"], "error: no-such-run: not a run folder (no config.yaml)"),
     (["fetch", "--from", "no/such/folder"], "error: no/such/folder: not a folder"),
 ])
 def test_bad_input_is_one_line_without_traceback(args, message, tmp_path):
@@ -39,3 +44,39 @@ def test_a_failed_training_leaves_no_run_folder(tmp_path):
 def test_usage_errors_exit_2():
     assert run_cli("train", "--no-such-flag").returncode == 2
     assert run_cli().returncode == 2
+
+
+def test_an_interrupted_run_leaves_no_half_written_folder(tmp_path):
+    """Ctrl-C while the run folder is being written: the folder goes, so `latest_run` never picks it."""
+    import signal
+    import subprocess
+    import sys
+
+    from tests.test_data import images, write_split
+
+    for split, m in (("train", 6), ("test", 4)):
+        write_split(tmp_path / f"{split}_catvnoncat.h5", split, images(m), np.arange(m) % 2)
+    # a long run, interrupted during training: nothing has been written yet, the claimed folder goes
+    proc = subprocess.Popen([sys.executable, "-m", "pipeline", "train", "--config", DEFAULT, "--set",
+                             f"data.dir={tmp_path}", "--set", "train.num_iterations=100000000", "--run-dir",
+                             tmp_path / "run"], cwd=tmp_path, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+    while not (tmp_path / "run").exists():
+        time.sleep(0.05)
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGINT)
+    with proc.stderr:
+        assert proc.wait(timeout=60) == 130 and "interrupted" in proc.stderr.read()
+    assert not (tmp_path / "run").exists()
+
+
+def test_evaluate_takes_the_threshold_of_its_config_overrides(tmp_path):
+    from tests.test_data import images, write_split
+
+    for split, m in (("train", 8), ("test", 6)):
+        write_split(tmp_path / f"{split}_catvnoncat.h5", split, images(m), np.arange(m) % 2)
+    run_cli("train", "--config", DEFAULT, "--set", f"data.dir={tmp_path}", "--set", "train.num_iterations=20",
+            "--run-dir", tmp_path / "run", check=0)
+    run_cli("evaluate", "--run", tmp_path / "run", "--set", "evaluate.threshold=0.999", check=0)
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["test"]["confusion"][0][1] == metrics["test"]["confusion"][1][1] == 0  # nothing is a cat

@@ -120,3 +120,17 @@ def test_bad_base_is_refused_naming_the_file(tmp_path, files, message):
         (tmp_path / name).write_text(text)
     with pytest.raises(PipelineError, match=message):
         load_config(tmp_path / "c.yaml")
+
+
+def test_scientific_notation_is_a_number_in_files_and_overrides(tmp_path):
+    # YAML 1.1 reads 1e-3 (no dot) as a string; the config reads it as the number a user means
+    config = load_config_text(tmp_path, "train:\n  learning_rate: 5e-3\n")
+    assert config.train.learning_rate == 0.005
+    assert load_config_text(tmp_path, "", ["train.learning_rate=1E-4"]).train.learning_rate == 0.0001
+    with pytest.raises(PipelineError, match=r"train.num_iterations must be a whole number, got '1e3'"):
+        load_config_text(tmp_path, "train:\n  num_iterations: 1e3\n")
+
+
+def test_a_bad_override_value_names_the_override_not_the_file(tmp_path):
+    with pytest.raises(PipelineError, match=r"^--set train.learning_rate=-1: train.learning_rate must be > 0, got -1$"):
+        load_config_text(tmp_path, "", ["train.learning_rate=-1"])

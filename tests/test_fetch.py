@@ -72,6 +72,12 @@ def test_404_is_reported_with_the_url(server, mirror, tmp_path):
     assert not any((tmp_path / "raw").iterdir())
 
 
+def test_a_mistyped_source_folder_is_refused_even_when_nothing_is_needed(mirror, tmp_path):
+    fetch(str(mirror), tmp_path / "raw", HASHES, log=lambda m: None)
+    with pytest.raises(PipelineError, match=r"mirorr: not a folder"):
+        fetch(str(tmp_path / "mirorr"), tmp_path / "raw", HASHES, log=lambda m: None)
+
+
 def test_verified_files_are_not_fetched_again(mirror, tmp_path):
     dest = tmp_path / "raw"
     fetch(str(mirror), dest, HASHES, log=lambda m: None)

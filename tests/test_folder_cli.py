@@ -58,7 +58,7 @@ def _break(kind, tmp_path):
     ("occupied", "error: data/processed: cannot write the prepared dataset: File exists"),
     ("overlap", "error: data.positive and data.negative both name the folder 'cat'"),
     ("empty test", "error: photos: the test split has no usable images (data.test_fraction is 0.01)"),
-    ("bad name", "error: c.yaml: data.name must be a plain folder name, got 'a/b'"),
+    ("bad name", "error: --set data.name=a/b: data.name must be a plain folder name, got 'a/b'"),
 ])
 def test_bad_folders_are_refused_in_one_line_and_leave_nothing(kind, message, tmp_path, photos):
     result = run_cli("prepare", "--config", "c.yaml", "--workers", "1", *_break(kind, tmp_path), cwd=tmp_path)
@@ -72,7 +72,7 @@ def test_prepare_refuses_a_course_config_and_bad_worker_counts(tmp_path):
     result = run_cli("prepare", "--config", write_config(tmp_path / "c.yaml", "x", source="course"), cwd=tmp_path)
     assert result.returncode == 1 and "data.source is 'course'; prepare needs a folder dataset" in result.stderr
     result = run_cli("prepare", "--config", "c.yaml", "--workers", "0", cwd=tmp_path)
-    assert result.returncode == 2 and "expected a whole number >= 1, got '0'" in result.stderr
+    assert result.returncode == 2 and "must be a whole number >= 1, got '0'" in result.stderr
 
 
 def test_prepare_train_evaluate_audit_on_a_generated_folder(tmp_path, photos):

@@ -179,7 +179,11 @@ def test_without_a_model_the_latest_run_is_used(tmp_path):
     result = run_cli("predict", "cat.png", cwd=tmp_path)
     assert result.returncode == 1 and result.stderr == "error: runs: no run with a model.npz found; train one first (make train)\n"
     synthetic_model(tmp_path / "runs" / "old" / "model.npz")
-    assert run_cli("predict", "cat.png", cwd=tmp_path, check=0).stdout.startswith("cat.png: ")
+    # a folder without run.json (written last by train) is an unfinished run, never picked
+    assert "no run with a model.npz found" in run_cli("predict", "cat.png", cwd=tmp_path).stderr
+    (tmp_path / "runs" / "old" / "run.json").write_text("{}")
+    result = run_cli("predict", "cat.png", cwd=tmp_path, check=0)
+    assert result.stdout.startswith("cat.png: ") and result.stderr == "model: runs/old (the latest run)\n"
 
 
 def test_an_unknown_fit_in_the_config_is_refused():
