@@ -206,7 +206,7 @@ def broken_copy(small_run, tmp_path, name, text):
     ("model.npz", None, [], "model.npz: no such model file"),
     ("config.yaml", "report:\n  cost_scale: cubic\n", [],
      "config.yaml: report.cost_scale must be one of linear, log, got 'cubic'"),
-    (None, None, ["report.cost_scale=cubic"], "config.yaml: report.cost_scale must be one of linear, log, got 'cubic'"),
+    (None, None, ["report.cost_scale=cubic"], "--set report.cost_scale=cubic: report.cost_scale must be one of linear, log, got 'cubic'"),
 ])
 def test_a_bad_run_folder_is_refused_in_one_line_and_the_old_report_is_kept(small_run, tmp_path, name, text, sets,
                                                                             message):
