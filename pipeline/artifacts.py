@@ -149,15 +149,9 @@ def latest_run(root=RUNS_ROOT):
 
 def read_metrics(path):
     """The metrics.json that evaluate writes, as a dict."""
-    try:
-        metrics = json.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise PipelineError(f"{path}: no such file; run `python -m pipeline evaluate` to write it") from None
-    except ValueError as e:
-        raise PipelineError(f"{path}: not valid JSON: {e}") from None
+    metrics = read_json(path, "run `python -m pipeline evaluate` to write it")
     keys = ("accuracy", "log_loss", "precision", "recall", "f1", "count", "confusion")
-    if not isinstance(metrics, dict) or not all(isinstance(metrics.get(s), dict) and all(k in metrics[s] for k in keys)
-                                                for s in ("train", "test")):
+    if not all(isinstance(metrics.get(s), dict) and all(k in metrics[s] for k in keys) for s in ("train", "test")):
         raise PipelineError(f"{path}: expected train and test metrics, each with {', '.join(keys)}")
     return metrics
 
@@ -186,29 +180,25 @@ def read_run(run_dir):
     """
     run_dir = Path(run_dir)
     config = load_config(run_dir / "config.yaml")
-    result = _read_json(run_dir / "metrics.json")
-    try:
-        with open(run_dir / "costs.csv", newline="") as f:
-            costs = [float(row["cost"]) for row in csv.DictReader(f)]
-    except (OSError, KeyError, TypeError, ValueError) as e:
-        raise PipelineError(f"{run_dir / 'costs.csv'}: cannot read the costs: {e}") from None
-    metrics = {"final_cost": costs[-1] if costs else None}
+    result = read_metrics(run_dir / "metrics.json")
+    metrics = {"final_cost": read_costs(run_dir / "costs.csv")[1][-1]}
     for split in ("train", "test"):
-        for key, value in result.get(split, {}).items():
+        for key, value in result[split].items():
             if isinstance(value, (int, float)) and key != "count":
                 metrics[f"{split}_{key}"] = value
-    record = _read_json(run_dir / "run.json") if (run_dir / "run.json").exists() else {}
+    record = read_json(run_dir / "run.json") if (run_dir / "run.json").exists() else {}
     return config, metrics, record
 
 
-def _read_json(path):
+def read_json(path, hint="is {folder} a finished run folder?"):
+    """The JSON object in the file at path; a missing file is refused with the hint ({folder}: its folder)."""
+    path = Path(path)
     try:
-        with open(path, encoding="utf-8") as f:
-            value = json.load(f)
+        value = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise PipelineError(f"{path}: no such file; is {path.parent} a finished run folder?") from None
+        raise PipelineError(f"{path}: no such file; {hint.format(folder=path.parent)}") from None
     except (OSError, ValueError) as e:
-        raise PipelineError(f"{path}: not readable JSON: {e}") from None
+        raise PipelineError(f"{path}: not valid JSON: {e}") from None
     if not isinstance(value, dict):
         raise PipelineError(f"{path}: expected a JSON object, got {type(value).__name__}")
     return value

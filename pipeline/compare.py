@@ -33,7 +33,7 @@ def compare(dirs):
     "metrics": {name: [value per run]}, "change": {name: [value - first run's value, None for the first]}}.
     """
     runs = [read_run(d) for d in dirs]
-    flat = [{f"{s}.{k}": v for s, keys in config.to_dict().items() for k, v in keys.items()} for config, _, _ in runs]
+    flat = [config.flat() for config, _, _ in runs]
     params = {k: [f[k] for f in flat] for k in flat[0] if len({repr(f[k]) for f in flat}) > 1}
     names = list(dict.fromkeys(name for _, metrics, _ in runs for name in metrics))
     metrics = {n: [m.get(n) for _, m, _ in runs] for n in names}

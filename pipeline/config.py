@@ -119,6 +119,10 @@ class Config:
     def to_dict(self):
         return dataclasses.asdict(self)
 
+    def flat(self):
+        """{"section.key": value} for every key, in the config's order."""
+        return {f"{s}.{k}": v for s, keys in self.to_dict().items() for k, v in keys.items()}
+
 
 SECTIONS = {f.name: f.type for f in dataclasses.fields(Config)}
 ALL_KEYS = [f"{s}.{f.name}" for s, cls in SECTIONS.items() for f in dataclasses.fields(cls)]

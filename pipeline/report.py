@@ -91,7 +91,7 @@ def _settings(config, splits, model):
     train_set, test_set = splits
     rows = [("data", f"{train_set.path} ({train_set.m} images), {test_set.path} ({test_set.m} images)"),
             ("images", f"{' x '.join(map(str, model.image_shape))}, classes {' / '.join(model.classes)}")]
-    rows += [(f"{s}.{k}", v) for s, keys in config.to_dict().items() for k, v in keys.items()]
+    rows += list(config.flat().items())
     return page.table(("setting", "value"), rows)
 
 
@@ -138,7 +138,7 @@ def write_sweep_report(sweep_dir, cost_scale=None):
     runs = run_folders(sweep_dir) if sweep_dir.is_dir() else []
     if not runs:
         raise PipelineError(f"{sweep_dir}: no run folders (with config.yaml and costs.csv) in it")
-    settings = {run: _flat(load_config(run / "config.yaml")) for run in runs}
+    settings = {run: load_config(run / "config.yaml").flat() for run in runs}
     varying = [k for k in settings[runs[0]] if len({str(s[k]) for s in settings.values()}) > 1]
     cost_scale = cost_scale or load_config(runs[0] / "config.yaml").report.cost_scale
     if cost_scale not in ("linear", "log"):
@@ -158,10 +158,6 @@ def write_sweep_report(sweep_dir, cost_scale=None):
                                     f"between runs: {', '.join(varying) or 'none'}.")),
         page.section("cost", "Cost curves", page.svg_img(svg(chart), "cost curves of every run"))))
     return sweep_dir / "report.html"
-
-
-def _flat(config):
-    return {f"{s}.{k}": v for s, keys in config.to_dict().items() for k, v in keys.items()}
 
 
 def _read_table(path):

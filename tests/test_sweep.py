@@ -239,7 +239,7 @@ def test_resume_refuses_set_and_compare_refuses_a_broken_run(small_data, tmp_pat
     (tmp_path / "sw" / "lr0.01" / "metrics.json").write_text("{not json")
     result = run_cli("compare", tmp_path / "sw")
     assert result.returncode == 1 and result.stderr.startswith(
-        f"error: {tmp_path / 'sw' / 'lr0.01' / 'metrics.json'}: not readable JSON")
+        f"error: {tmp_path / 'sw' / 'lr0.01' / 'metrics.json'}: not valid JSON")
     assert run_cli("sweep", "--config", config, "--jobs", "0").returncode == 2
 
 
