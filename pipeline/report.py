@@ -4,7 +4,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline import PipelineError, page
+from pipeline import PipelineError, data, page
 from pipeline.artifacts import load_model, read_costs, read_metrics
 from pipeline.config import load_config
 from pipeline.curves import auc, average_precision, both_classes, pr_curve, roc_curve
@@ -37,7 +37,8 @@ def write_report(folder, overrides=()):
 def write_run_report(run_dir, splits=None, config=None):
     """Write report.html and the standalone pictures of a run folder; return the report's path.
 
-    splits (train, test Datasets) and config default to what the run folder's config.yaml names.
+    splits (train, test Datasets) and config default to what the run folder's config.yaml names; the report
+    reads only the test images, and a folder dataset is taken as prepared (never rebuilt here).
     """
     run_dir = Path(run_dir)
     config = config or load_config(run_dir / "config.yaml")
@@ -45,8 +46,7 @@ def write_run_report(run_dir, splits=None, config=None):
     metrics = read_metrics(run_dir / "metrics.json")
     iterations, costs = read_costs(run_dir / "costs.csv", config.report.cost_scale == "log")
     if splits is None:
-        from pipeline.train import load_data
-        splits = load_data(config)
+        splits = _saved_splits(config)
     train_set, test_set = splits
     P = model.predict_proba(test_set.x)  # (1, m)
 
@@ -176,3 +176,14 @@ def _sweep_table(runs, settings, varying, costs):
         rows.append([run.name, *(settings[run][k] for k in varying), f"{m['train']['accuracy']:.4f}",
                      f"{m['test']['accuracy']:.4f}", f"{m['test']['log_loss']:.4f}", f"{costs[run][1][-1]:.6f}"])
     return header, rows
+
+
+def _saved_splits(config):
+    """The (train, test) Datasets of config as they are on disk, the training images left there (lazy)."""
+    if config.data.source == "course":
+        return data.load_course(Path(config.data.dir), lazy_train=True)
+    from pipeline.prepare import dataset_dir
+
+    folder = dataset_dir(config.data)
+    return data.load_split(folder / "train.h5", "train", lazy=True), data.load_split(folder / "test.h5", "test")
+
