@@ -97,6 +97,11 @@ def test_prepare_train_evaluate_audit_on_a_generated_folder(tmp_path, photos):
     result = run_cli("evaluate", "--run", "run", cwd=tmp_path, check=0)
     assert result.stdout.splitlines() == [l for l in run_cli("train", "--config", "run/config.yaml", cwd=tmp_path,
                                                                check=0).stdout.splitlines() if "accuracy" in l]
+    (photos / "cat" / "new.png").write_bytes((photos / "cat" / "000.png").read_bytes())  # the sources change
+    before = (tmp_path / "data/processed/photos/train.h5").stat().st_mtime_ns
+    run_cli("report", "run", cwd=tmp_path, check=0)  # redraws from the dataset as it is: never prepares
+    assert (tmp_path / "data/processed/photos/train.h5").stat().st_mtime_ns == before
+    (photos / "cat" / "new.png").unlink()
 
     result = run_cli("train", "--config", "c.yaml", "--set", "data.image_size=4", cwd=tmp_path, check=0)
     assert "data/processed/photos: prepared 15 images" in result.stderr  # a new size is a new dataset
