@@ -22,6 +22,11 @@ def info(message):
     tqdm.write(message, file=sys.stderr)
 
 
+def progress(args, iterable=None, **options):
+    """A tqdm bar on stderr, shown only on a terminal and without --quiet, gone when done."""
+    return tqdm(iterable, file=sys.stderr, leave=False, disable=args.quiet or not sys.stderr.isatty(), **options)
+
+
 def cmd_fetch(args):
     from pipeline.fetch import DEFAULT_SOURCE, fetch
 
@@ -69,8 +74,7 @@ def cmd_train(args):
     config = load_config(args.config, args.set)
     splits = load_data(config, **_prepare_options(args))
     n = config.train.num_iterations
-    with tqdm(total=n, desc="train", unit="it", file=sys.stderr, disable=args.quiet or not sys.stderr.isatty(),
-              leave=False) as bar:
+    with progress(args, total=n, desc="train", unit="it") as bar:
         run_dir, model, _ = train(config, *splits, Path(args.config).stem, args.run_dir,
                                   on_cost=lambda i, cost: tqdm.write(f"Cost after iteration {i}: {cost:f}"),
                                   on_step=lambda i: bar.update(), overrides=args.set, config_file=args.config)
@@ -125,8 +129,7 @@ def cmd_predict(args):
     for problem in problems:
         info(f"error: {problem}")
     results = []
-    with tqdm(images, desc="predict", unit="img", file=sys.stderr, leave=False,
-              disable=args.quiet or not sys.stderr.isatty()) as bar:
+    with progress(args, images, desc="predict", unit="img") as bar:
         for path, outcome in predict_files(model, bar, args.fit or model.fit, args.resample or model.resample,
                                            threshold, args.save_input):
             if isinstance(outcome, PipelineError):
@@ -156,8 +159,7 @@ def cmd_sweep(args):
     sweep_dir = Path(args.resume) if args.resume else new_run_dir(config_file.stem, args.sweep_dir, "--sweep-dir")
     if not args.resume:
         write_text(sweep_dir / sweep.SWEEP_FILE, f"# resolved from {' '.join([str(config_file), *args.set])}\n{resolved}")
-    with tqdm(total=len(points), desc="sweep", unit="run", file=sys.stderr, leave=False,
-              disable=args.quiet or not sys.stderr.isatty()) as bar:
+    with progress(args, total=len(points), desc="sweep", unit="run") as bar:
         def done(name, error):
             bar.update()
             info(f"{sweep_dir / name}: {'failed: ' + error if error else 'done'}")
