@@ -14,6 +14,15 @@ def run_cli(*args, cwd=ROOT, check=None):
     return run_python("-m", "pipeline", *args, cwd=cwd, check=check)
 
 
+def train_cli(data_dir, run_dir, *sets):
+    """`python -m pipeline train` on the course-schema files in data_dir into run_dir, each of sets one
+    `--set section.key=value`; it must succeed."""
+    args = ["train", "--set", f"data.dir={data_dir}", "--run-dir", run_dir]
+    for s in sets:
+        args += ["--set", s]
+    return run_cli(*args, check=0)
+
+
 def run_python(*args, cwd=ROOT, check=None, env=None):
     """Run `python ARGS` (this interpreter, the project importable) in a real subprocess, text output."""
     env = dict(os.environ, PYTHONPATH=str(ROOT), **(env or {}))

@@ -9,18 +9,11 @@ from PIL import Image
 
 from pipeline.artifacts import load_model
 from pipeline.config import Config, load_config
-from tests.conftest import run_cli
+from tests.conftest import run_cli, train_cli as train
 
 PUBLISHED_COSTS = [0.693147, 0.584508, 0.466949, 0.376007, 0.331463, 0.303273, 0.279880, 0.260042, 0.242941,
                    0.228004, 0.214820, 0.203078, 0.192544, 0.183033, 0.174399, 0.166521, 0.159305, 0.152667,
                    0.146542, 0.140872]
-
-
-def train(course_dir, run_dir, *sets):
-    args = ["train", "--set", f"data.dir={course_dir}", "--run-dir", run_dir]
-    for s in sets:
-        args += ["--set", s]
-    return run_cli(*args, check=0)
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ from PIL import Image
 
 from pipeline.artifacts import load_model
 from pipeline.pictures import weights_pixels
-from tests.conftest import run_cli
+from tests.conftest import run_cli, train_cli
 
 SECTIONS = {"overview", "cost", "misclassified", "weights", "confusion", "curves", "confident", "settings"}
 FILES = ["cost_curve.svg", "cost_curve.png", "confusion.png", "roc.svg", "pr.svg", "weights.png",
@@ -42,11 +42,7 @@ def small_data(tmp_path_factory):
 
 
 def train_small(data, run_dir, *sets):
-    args = ["train", "--set", f"data.dir={data}", "--set", "train.num_iterations=300", "--set",
-            "train.print_every=10", "--run-dir", run_dir]
-    for s in sets:
-        args += ["--set", s]
-    return run_cli(*args, check=0)
+    return train_cli(data, run_dir, "train.num_iterations=300", "train.print_every=10", *sets)
 
 
 @pytest.fixture(scope="module")
