@@ -157,6 +157,16 @@ def _explainer(args, model, threshold):
     return lambda k, path, pixels: write_explanation(folder, k, path, model, pixels, threshold)
 
 
+def cmd_serve(args):
+    from pipeline.artifacts import latest_run
+    from pipeline.serve import serve
+
+    if args.model is None:
+        args.model = latest_run()
+        info(f"model: {args.model} (the latest run)")
+    serve(Path(args.model), args.host, args.port, log=info)
+
+
 def cmd_sweep(args):
     from pipeline import sweep
     from pipeline.artifacts import new_run_dir
@@ -202,6 +212,12 @@ def _print_accuracies(model, splits):
 def _positive_int(text):
     if not text.isdigit() or int(text) < 1:
         raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got '{text}'")
+    return int(text)
+
+
+def _port(text):
+    if not text.isdigit() or int(text) > 65535:
+        raise argparse.ArgumentTypeError(f"must be a port number from 0 to 65535, got '{text}'")
     return int(text)
 
 
@@ -268,6 +284,12 @@ def build_parser():
     p.add_argument("--explain", metavar="DIR", help="write each input's explanation there: a PNG of what the "
                    "neuron saw, each pixel's contribution and the weights, and a JSON (see docs/explain.md)")
     p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("serve", parents=[common], help="a local page to drop a photo on: label, p and why (Ctrl-C stops)")
+    p.add_argument("--model", help="a run folder or its model.npz (default: the latest run under runs/)")
+    p.add_argument("--host", default="127.0.0.1", help="the address to listen on (default: 127.0.0.1, this machine only)")
+    p.add_argument("--port", type=_port, default=8000, help="the port (default: 8000; 0 picks a free one)")
+    p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("sweep", parents=[common, with_config],
                        help="train one run per point of a config's sweep: grid, with a summary table")
