@@ -285,9 +285,11 @@ def build_parser():
                    "neuron saw, each pixel's contribution and the weights, and a JSON (see docs/explain.md)")
     p.set_defaults(func=cmd_predict)
 
-    p = sub.add_parser("serve", parents=[common], help="a local page to drop a photo on: label, p and why (Ctrl-C stops)")
+    p = sub.add_parser("serve", parents=[common],
+                       help="a local page to drop a photo on: label, p and why (Ctrl-C stops)")
     p.add_argument("--model", help="a run folder or its model.npz (default: the latest run under runs/)")
-    p.add_argument("--host", default="127.0.0.1", help="the address to listen on (default: 127.0.0.1, this machine only)")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="the address to listen on (default: 127.0.0.1, this machine only)")
     p.add_argument("--port", type=_port, default=8000, help="the port (default: 8000; 0 picks a free one)")
     p.set_defaults(func=cmd_serve)
 

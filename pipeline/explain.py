@@ -95,20 +95,21 @@ def picture(model, pixels, record, c, enlarge=4):
     weights; the title gives label, p, z and b."""
     h, w, _ = model.image_shape
     side = w * enlarge
+    column = max(side, 200)  # room for the titles and the legend's words when the model's images are tiny
     panels = [("as the neuron saw it", enlarged(pixels, enlarge)),
               ("contribution of each pixel (w x)", enlarged(contribution_pixels(c, record["scale"]), enlarge)),
               ("the weights w", weights_image(model.w, model.image_shape, enlarge))]
     gap, top = 16, 44
-    image = Image.new("RGB", (3 * side + 4 * gap, top + h * enlarge + 60), "white")
+    image = Image.new("RGB", (3 * column + 4 * gap, top + h * enlarge + 60), "white")
     draw = ImageDraw.Draw(image)
-    draw.text((gap, 6), f"{record['label']} (p = {record['probability']:.3f}): z = {record['z']:.4f} = b ({record['bias']:.4f})"
-                        f" + the sum of the contributions ({record['contributions_sum']:.4f})",
+    draw.text((gap, 6), f"{record['label']} (p = {record['probability']:.3f}): z = {record['z']:.4f} = "
+                        f"b ({record['bias']:.4f}) + the sum of the contributions ({record['contributions_sum']:.4f})",
               fill="black", font=font(14))
     for k, (title, panel) in enumerate(panels):
-        x0 = gap + k * (side + gap)
+        x0 = gap + k * (column + gap)
         draw.text((x0, top - 16), title, fill="black", font=font(12))
         image.paste(panel, (x0, top))
-    image.paste(legend(side, record["scale"], model.classes), (gap + side + gap, top + h * enlarge + 6))
+    image.paste(legend(column, record["scale"], model.classes), (gap + column + gap, top + h * enlarge + 6))
     return image
 
 
