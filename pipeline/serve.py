@@ -9,6 +9,7 @@ Uploads are written to a private temporary folder (removed after the request) an
 pipeline/images.load_image, with its policy and limits; refusals are JSON {"error": "..."} in the loader's words.
 """
 import errno
+import ipaddress
 import json
 import re
 import tempfile
@@ -30,6 +31,7 @@ from pipeline.pictures import weights_pixels
 from pipeline.webpage import PAGE
 
 MAX_UPLOAD = 20 * 2**20  # bytes: far above any phone photo, and refused before a byte of the body is read
+LOCAL_NAMES = ("127.0.0.1", "localhost", "::1")  # what a browser on this machine sends as Host
 MAX_SHOWN = 200  # characters of a client's file name or path repeated back to it
 # the page may load nothing from anywhere else and talk only to this server
 POLICY = ("default-src 'none'; img-src 'self' data:; style-src 'unsafe-inline'; script-src 'unsafe-inline'; "
@@ -99,6 +101,8 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_GET(self):
         path = urlsplit(self.path).path
+        if not self._local_host():
+            return
         if path == "/":
             self._send(200, PAGE.encode("utf-8"), "text/html; charset=utf-8", {"Content-Security-Policy": POLICY})
         elif path == "/model":
@@ -110,6 +114,8 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_POST(self):
         path = urlsplit(self.path).path
+        if not self._local_host():
+            return
         if path != "/predict":
             return self._json(404, {"error": f"{shown(path)}: no such page (POST image bytes to /predict)"})
         name = shown(unquote(self.headers.get("X-File-Name", ""))) or "upload"
@@ -127,6 +133,17 @@ class Handler(BaseHTTPRequestHandler):
             self._json(200, self.server.app.predict(data, name))
         except PipelineError as e:
             self._json(400, {"error": str(e)})
+
+    def _local_host(self):
+        """Served on a loopback address, answer only requests addressed to it by a local name: a page of another
+        site whose name was made to point at 127.0.0.1 (DNS rebinding) sends that name as Host, and is refused."""
+        host = urlsplit("//" + self.headers.get("Host", "")).hostname or ""
+        if self.server.loopback and host not in LOCAL_NAMES:
+            self.close_connection = True
+            self._json(403, {"error": f"{shown(host)}: not this server's name; open http://127.0.0.1:"
+                                      f"{self.server.server_port}/"})
+            return False
+        return True
 
     def _json(self, status, value):
         self._send(status, (json.dumps(value) + "\n").encode("utf-8"), "application/json")
@@ -146,6 +163,13 @@ class Handler(BaseHTTPRequestHandler):
         pass  # quiet: a request line repeats what the client sent, and the page is for one person at a time
 
 
+def _is_loopback(host):
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def serve(source, host="127.0.0.1", port=8000, log=print):
     """Serve the model at source (a run folder or model.npz) until Ctrl-C; port 0 picks a free port."""
     app = App(source)
@@ -156,6 +180,7 @@ def serve(source, host="127.0.0.1", port=8000, log=print):
             raise PipelineError(f"{host}:{port}: port already in use; choose another with --port") from None
         raise PipelineError(f"{host}:{port}: cannot listen there ({e.strerror or e})") from None
     server.app = app
+    server.loopback = host == "localhost" or _is_loopback(host)
     log(f"serving http://{host}:{server.server_port}/ with {source}; Ctrl-C to stop")
     try:
         server.serve_forever()

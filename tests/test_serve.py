@@ -165,6 +165,18 @@ def test_too_large_is_413_before_the_body_is_read_no_length_411_and_unknown_path
     assert e.value.code == 404 and json.loads(e.value.read()) == {"error": "/etc/passwd: no such page"}
 
 
+def test_a_request_for_another_host_name_is_refused(server):
+    # DNS rebinding: evil.example made to resolve to 127.0.0.1 would send its own name as Host
+    request = urllib.request.Request(server + "model", headers={"Host": "evil.example"})
+    with pytest.raises(urllib.error.HTTPError) as e:
+        urllib.request.urlopen(request, timeout=60)
+    assert e.value.code == 403 and json.loads(e.value.read())["error"].startswith("evil.example: not this server's")
+    port = server.rsplit(":", 1)[1].strip("/")
+    request = urllib.request.Request(server + "model", headers={"Host": f"localhost:{port}"})
+    with urllib.request.urlopen(request, timeout=60) as response:
+        assert response.status == 200
+
+
 def test_the_page_is_self_contained_and_not_readable_cross_origin(server):
     request = urllib.request.Request(server, headers={"Origin": "http://evil.example"})
     with urllib.request.urlopen(request, timeout=60) as response:
@@ -221,11 +233,12 @@ def test_the_demo_runs_the_pages_upload_in_headless_chromium(server, course_run,
     assert total + bias == pytest.approx(z, abs=1e-3)  # bias is shown to 4 decimals
     assert all(dom[k][0]["src"].startswith("data:image/png;base64,") for k in ("input", "contributions", "weights"))
     assert len(re.findall(r"towards (cat|non-cat)", dom["cells"][1])) == 5
-    # the slider relabels without a new request: a threshold just above p flips the label
-    threshold = min(0.99, np.ceil(want["probability"] * 100) / 100)
+    # the slider relabels without a new request: a threshold just above p flips cat to non-cat
+    assert want["label"] == "cat" and want["probability"] < 0.99  # the example is a cat the model finds likely
+    threshold = np.ceil(want["probability"] * 100) / 100
     dom = dump_dom(server + f"?demo=1&threshold={threshold}", tmp_path)
     assert dom["threshold-value"][1] == f"{threshold:.2f}"
-    assert dom["label"][1] == ("cat" if want["probability"] > threshold else "non-cat")
+    assert dom["label"][1] == "non-cat" and float(dom["probability"][0]["data-value"]) == want["probability"]
 
 
 def test_ctrl_c_stops_the_server_cleanly(course_run):  # noqa: F811
