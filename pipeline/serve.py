@@ -123,9 +123,9 @@ class Handler(BaseHTTPRequestHandler):
         if not length.isdigit():
             self.close_connection = True  # the body, if any, is never read: the connection cannot be reused
             return self._json(411, {"error": f"{name}: a Content-Length header is required"})
-        if int(length) > MAX_UPLOAD:
+        if len(length) > 15 or int(length) > MAX_UPLOAD:  # 15 digits: int() of thousands would be slow and refused
             self.close_connection = True
-            return self._json(413, {"error": f"{name}: {int(length)} bytes is over the limit of {MAX_UPLOAD} bytes"})
+            return self._json(413, {"error": f"{name}: {shown(length)} bytes is over the limit of {MAX_UPLOAD} bytes"})
         data = self.rfile.read(int(length))
         if len(data) < int(length):
             return self._json(400, {"error": f"{name}: the upload was cut short"})
@@ -133,15 +133,20 @@ class Handler(BaseHTTPRequestHandler):
             self._json(200, self.server.app.predict(data, name))
         except PipelineError as e:
             self._json(400, {"error": str(e)})
+        except (OSError, MemoryError) as e:  # this machine's trouble (a full disk), not the upload's
+            self._json(500, {"error": f"{name}: could not be processed here ({e})"})
 
     def _local_host(self):
         """Served on a loopback address, answer only requests addressed to it by a local name: a page of another
         site whose name was made to point at 127.0.0.1 (DNS rebinding) sends that name as Host, and is refused."""
-        host = urlsplit("//" + self.headers.get("Host", "")).hostname or ""
+        try:
+            host = urlsplit("//" + self.headers.get("Host", "")).hostname or ""
+        except ValueError:  # e.g. an unclosed "[" of an IPv6 address
+            host = ""
         if self.server.loopback and host not in LOCAL_NAMES:
             self.close_connection = True
-            self._json(403, {"error": f"{shown(host)}: not this server's name; open http://127.0.0.1:"
-                                      f"{self.server.server_port}/"})
+            self._json(403, {"error": f"Host {shown(self.headers.get('Host', ''))}: not this server's name; "
+                                      f"open http://127.0.0.1:{self.server.server_port}/"})
             return False
         return True
 

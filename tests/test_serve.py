@@ -152,6 +152,13 @@ def test_too_large_is_413_before_the_body_is_read_no_length_411_and_unknown_path
     connection.close()
     connection = http.client.HTTPConnection(host, int(port), timeout=30)
     connection.putrequest("POST", "/predict")
+    connection.putheader("Content-Length", "9" * 5000)  # more digits than int() converts
+    connection.endheaders()
+    response = connection.getresponse()
+    assert response.status == 413 and json.loads(response.read())["error"].startswith("upload: 999")
+    connection.close()
+    connection = http.client.HTTPConnection(host, int(port), timeout=30)
+    connection.putrequest("POST", "/predict")
     connection.putheader("Transfer-Encoding", "chunked")  # a length the server would have to trust as it reads
     connection.endheaders()
     response = connection.getresponse()
@@ -170,7 +177,11 @@ def test_a_request_for_another_host_name_is_refused(server):
     request = urllib.request.Request(server + "model", headers={"Host": "evil.example"})
     with pytest.raises(urllib.error.HTTPError) as e:
         urllib.request.urlopen(request, timeout=60)
-    assert e.value.code == 403 and json.loads(e.value.read())["error"].startswith("evil.example: not this server's")
+    assert e.value.code == 403 and json.loads(e.value.read())["error"].startswith("Host evil.example: not this server's")
+    request = urllib.request.Request(server + "model", headers={"Host": "[::1"})  # not even a host name
+    with pytest.raises(urllib.error.HTTPError) as e:
+        urllib.request.urlopen(request, timeout=60)
+    assert e.value.code == 403 and json.loads(e.value.read())["error"].startswith("Host [::1: not this server's")
     port = server.rsplit(":", 1)[1].strip("/")
     request = urllib.request.Request(server + "model", headers={"Host": f"localhost:{port}"})
     with urllib.request.urlopen(request, timeout=60) as response:
