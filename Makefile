@@ -50,6 +50,11 @@ predict: | $(STAMP) ## classify your own images with the latest run (IMG=photo.j
 report: | $(STAMP) ## rebuild report.html and the pictures of the latest run (RUN=runs/... for another run or a sweep)
 	$(PY) -m pipeline report $(if $(RUN),"$(RUN)")
 
+serve: | $(STAMP) ## a local page to drop a photo on, with the latest run (RUN=runs/... for another; PORT=8000)
+	$(PY) -m pipeline serve $(if $(RUN),--model "$(RUN)") --port $(or $(PORT),8000)
+
+.PHONY: serve
+
 sweep: $(RAW) | $(STAMP) ## the lesson's learning-rate comparison (SWEEP_CONFIG=..., JOBS=N parallel runs)
 	$(PY) -m pipeline sweep --config $(SWEEP_CONFIG) --jobs $(JOBS)
 

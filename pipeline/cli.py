@@ -123,6 +123,7 @@ def cmd_predict(args):
         raise PipelineError(f"--threshold {threshold}: {_open_unit(threshold)}")
     if args.save_input and Path(args.save_input).exists() and not Path(args.save_input).is_dir():
         raise PipelineError(f"--save-input {args.save_input}: exists and is not a folder")
+    seen = _explainer(args, model, threshold) if args.explain else None
     images, problems, skipped = find_images(args.paths)
     for path in skipped:
         info(f"note: {path}: skipped, not an image file name")
@@ -131,7 +132,7 @@ def cmd_predict(args):
     results = []
     with progress(args, images, desc="predict", unit="img") as bar:
         for path, outcome in predict_files(model, bar, args.fit or model.fit, args.resample or model.resample,
-                                           threshold, args.save_input):
+                                           threshold, args.save_input, seen):
             if isinstance(outcome, PipelineError):
                 problems.append(outcome)
                 info(f"error: {outcome}")
@@ -144,6 +145,26 @@ def cmd_predict(args):
     if problems and results:
         info(f"{len(results)} predicted, {len(problems)} failed (see above)")
     return 0 if not problems else 3 if results else 1
+
+
+def _explainer(args, model, threshold):
+    """predict --explain DIR: a function writing each image's explanation into DIR (see pipeline/explain.py)."""
+    from pipeline.explain import write_explanation
+
+    folder = Path(args.explain)
+    if folder.exists() and not folder.is_dir():
+        raise PipelineError(f"--explain {folder}: exists and is not a folder")
+    return lambda k, path, pixels: write_explanation(folder, k, path, model, pixels, threshold)
+
+
+def cmd_serve(args):
+    from pipeline.artifacts import latest_run
+    from pipeline.serve import serve
+
+    if args.model is None:
+        args.model = latest_run()
+        info(f"model: {args.model} (the latest run)")
+    serve(Path(args.model), args.host, args.port, log=info)
 
 
 def cmd_sweep(args):
@@ -191,6 +212,12 @@ def _print_accuracies(model, splits):
 def _positive_int(text):
     if not text.isdigit() or int(text) < 1:
         raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got '{text}'")
+    return int(text)
+
+
+def _port(text):
+    if not text.isdigit() or int(text) > 65535:
+        raise argparse.ArgumentTypeError(f"must be a port number from 0 to 65535, got '{text}'")
     return int(text)
 
 
@@ -254,7 +281,17 @@ def build_parser():
     p.add_argument("--fit", choices=FITS, help="squash, crop or pad to the model's size (default: the model's)")
     p.add_argument("--resample", choices=RESAMPLES, help="resize filter (default: the model's)")
     p.add_argument("--save-input", metavar="DIR", help="write the exact RGB image the model saw for each input")
+    p.add_argument("--explain", metavar="DIR", help="write each input's explanation there: a PNG of what the "
+                   "neuron saw, each pixel's contribution and the weights, and a JSON (see docs/explain.md)")
     p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("serve", parents=[common],
+                       help="a local page to drop a photo on: label, p and why (Ctrl-C stops)")
+    p.add_argument("--model", help="a run folder or its model.npz (default: the latest run under runs/)")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="the address to listen on (default: 127.0.0.1, this machine only)")
+    p.add_argument("--port", type=_port, default=8000, help="the port (default: 8000; 0 picks a free one)")
+    p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("sweep", parents=[common, with_config],
                        help="train one run per point of a config's sweep: grid, with a summary table")

@@ -54,12 +54,13 @@ def classify(model, x, threshold):
     return probs, [model.classes[int(p > threshold)] for p in probs[0]]
 
 
-def predict_files(model, images, fit, resample, threshold, save_input=None):
+def predict_files(model, images, fit, resample, threshold, save_input=None, seen=None):
     """Yield (path, Result or PipelineError) for each image file; a bad file never stops the rest.
 
     Refusals come as soon as a file is read, results BATCH at a time: one matrix product per batch instead of
     one per image (a (1, n_x) @ (n_x, 1) product costs more in BLAS thread start-up than in arithmetic).
     With save_input, the (h, w, 3) pixels the model saw are written there as <k>_<name>.png (k: the position).
+    seen(k, path, pixels), if given, is called with each image read (predict --explain draws it).
     """
     h, w, _ = model.image_shape
     pending = []  # (path, pixels) waiting for the next matrix product
@@ -72,6 +73,8 @@ def predict_files(model, images, fit, resample, threshold, save_input=None):
         if save_input is not None:
             write_png(Path(save_input) / f"{k:05d}_{path.stem}.png", Image.fromarray(pixels, "RGB"))
         pending.append((path, pixels))
+        if seen is not None:
+            seen(k, path, pixels)
         if len(pending) == BATCH:
             yield from _score(model, pending, threshold)
             pending = []

@@ -8,6 +8,7 @@ from pipeline import PipelineError, data, page
 from pipeline.artifacts import load_model, read_costs, read_metrics
 from pipeline.config import load_config
 from pipeline.curves import auc, average_precision, both_classes, pr_curve, roc_curve
+from pipeline.explain import report_section
 from pipeline.files import png_bytes, write_bytes, write_png, write_text
 from pipeline.gallery import galleries
 from pipeline.pictures import confusion_image, weights_image
@@ -76,6 +77,7 @@ def write_run_report(run_dir, splits=None, config=None):
                      page.img(weights, "image/png", "weights as an image", css_class="pixels"),
                      "<p>negative <span class=scale></span> positive</p>",
                      page.paragraph(READ_WEIGHTS.format(*model.classes))),
+        report_section(test_set, P, model, config.evaluate.enlarge),
         page.section("confusion", "Confusion matrices", page.img(confusion, "image/png", "confusion matrices")),
         page.section("curves", "ROC and precision-recall curves (test set)", *curves),
         confident,

@@ -15,7 +15,8 @@ from pipeline.artifacts import load_model
 from pipeline.pictures import weights_pixels
 from tests.conftest import run_cli, train_cli
 
-SECTIONS = {"overview", "cost", "misclassified", "weights", "confusion", "curves", "confident", "settings"}
+SECTIONS = {"overview", "cost", "misclassified", "weights", "explained", "confusion", "curves", "confident",
+            "settings"}
 FILES = ["cost_curve.svg", "cost_curve.png", "confusion.png", "roc.svg", "pr.svg", "weights.png",
          "misclassified/grid.png"]
 SVG = "{http://www.w3.org/2000/svg}"
