@@ -1,0 +1,71 @@
+"""The installed package works from any folder: packaged configs, data/ and runs/ written where it runs."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from pipeline.config import PACKAGED
+from tests.conftest import ROOT, run_cli
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory):
+    """The project as `pip install` builds it (a wheel, not the source tree), in a folder of its own."""
+    site = tmp_path_factory.mktemp("site")
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", site, ROOT],
+                   check=True, capture_output=True, timeout=300)
+    return site
+
+
+def catneuron(site, cwd, *args):
+    """The installed console script, run in cwd with only the installed copy importable."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    return subprocess.run([sys.executable, site / "bin" / "catneuron", *map(str, args)], cwd=cwd,
+                          env=dict(env, PYTHONPATH=str(site)), capture_output=True, text=True, timeout=300)
+
+
+def test_the_installed_script_fetches_and_trains_in_an_empty_folder(installed, course_dir, tmp_path):
+    assert not (installed / "pipeline" / "configs").is_symlink()  # the wheel holds the YAML files themselves
+    result = catneuron(installed, tmp_path, "--help")
+    assert result.returncode == 0 and result.stdout.startswith("usage: catneuron ")
+    assert catneuron(installed, tmp_path, "fetch", "--from", course_dir).returncode == 0
+    result = catneuron(installed, tmp_path, "train", "--quiet")  # --config default: the packaged lesson's run
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.endswith("train accuracy: 99.04306220095694 %\ntest accuracy: 70.0 %\n")
+    [run] = (tmp_path / "runs").iterdir()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data", "runs"] and run.name.startswith("default-")
+    record = json.loads((run / "run.json").read_text())
+    assert record["config_file"] == str(installed / "pipeline" / "configs" / "default.yaml")
+    # a packaged sweep whose `base: default.yaml` is found beside it, inside the package
+    result = catneuron(installed, tmp_path, "sweep", "--config", "lr_sweep", "--set", "train.num_iterations=10",
+                       "--sweep-dir", "sweep")
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in (tmp_path / "sweep").glob("lr*")) == ["lr0.0001", "lr0.001", "lr0.01"]
+    result = catneuron(installed, tmp_path, "evaluate")
+    assert result.stdout.startswith(f"run: {os.path.join('runs', run.name)} (the latest run, trained 20")
+
+
+def test_a_bare_name_means_a_packaged_config_and_an_unknown_one_lists_them(tmp_path):
+    result = run_cli("train", "--config", "lr_sweep", cwd=tmp_path)
+    assert result.returncode == 1 and result.stderr.startswith(f"error: {PACKAGED / 'lr_sweep.yaml'}: has a sweep:")
+    result = run_cli("train", "--config", "defualt", cwd=tmp_path)
+    assert result.stderr == ("error: defualt: config file not found (a path, or one of the packaged configs: "
+                             "default, folder_example, lr_sweep)\n")
+
+
+def test_the_packaged_configs_are_the_repositorys():
+    assert (ROOT / "configs" / "default.yaml").samefile(PACKAGED / "default.yaml")  # one file, two names
+
+
+@pytest.mark.parametrize("args", [["--debug", "train"], ["train", "--debug"]])
+def test_global_flags_work_before_and_after_the_command(args, tmp_path):
+    result = run_cli(*args, "--set", "data.dir=nowhere", cwd=tmp_path)
+    assert result.returncode == 1 and "Traceback" in result.stderr and "nowhere/train_catvnoncat.h5" in result.stderr
+    result = run_cli("--quiet", "train", "--set", "data.dir=nowhere", cwd=tmp_path)
+    assert result.stderr == "error: nowhere/train_catvnoncat.h5: no such file\n"
+
+
+def test_the_help_names_the_way_it_was_run():
+    assert run_cli("--help", check=0).stdout.startswith("usage: python -m pipeline [-h]")
