@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from pipeline.config import PACKAGED
-from tests.conftest import ROOT, run_cli
+from tests.conftest import ROOT, run_cli, run_python
 
 
 @pytest.fixture(scope="module")
@@ -69,3 +69,31 @@ def test_global_flags_work_before_and_after_the_command(args, tmp_path):
 
 def test_the_help_names_the_way_it_was_run():
     assert run_cli("--help", check=0).stdout.startswith("usage: python -m pipeline [-h]")
+
+
+def test_a_test_run_without_the_data_ends_with_how_to_run_the_skipped_tests(tmp_path):
+    env = {"CATVNONCAT_DIR": str(tmp_path), "REQUIRE_REAL_DATA": ""}  # an empty folder: no course data
+    result = run_python("-m", "pytest", "-p", "no:cacheprovider", "tests/test_course.py", env=env)
+    assert result.returncode == 0
+    last = result.stdout.splitlines()[-1]
+    assert last.endswith(" tests on the real course data were skipped (not run); run them with "
+                         "`make test DATA_FROM=<folder holding train_catvnoncat.h5 and test_catvnoncat.h5>`")
+    stats = result.stdout.splitlines()[-2]  # pytest's own last line: "== 14 skipped in 0.15s =="
+    assert f" {last.split()[0]} skipped in " in stats and "passed" not in stats
+
+
+def test_make_clean_removes_every_generated_file_and_keeps_the_data(tmp_path):
+    (tmp_path / "Makefile").write_bytes((ROOT / "Makefile").read_bytes())
+    generated = [".venv/bin/python", ".pytest_cache/README.md", "catneuron.egg-info/PKG-INFO", "build/lib/x.py",
+                 "pipeline/__pycache__/cli.cpython-311.pyc", "tests/__pycache__/conftest.cpython-311.pyc",
+                 "runs/default-1/model.npz", "data/processed/photos/train.h5"]
+    kept = ["data/raw/train_catvnoncat.h5", "data/raw/.gitkeep", "data/processed/.gitkeep", "data/photos/cat/a.jpg",
+            "pipeline/cli.py"]
+    for name in generated + kept:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("x")
+    subprocess.run(["make", "clean"], cwd=tmp_path, check=True, capture_output=True, timeout=60)
+    left = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file())
+    assert left == sorted(["Makefile", *kept])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["Makefile", "data", "pipeline", "tests"]
+    assert not list(tmp_path.rglob("__pycache__")) and sorted(os.listdir(tmp_path / "data" / "processed")) == [".gitkeep"]
