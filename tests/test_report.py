@@ -15,7 +15,8 @@ from pipeline.artifacts import load_model
 from pipeline.pictures import weights_pixels
 from tests.conftest import run_cli, train_cli
 
-SECTIONS = {"overview", "cost", "misclassified", "weights", "confusion", "curves", "confident", "settings"}
+SECTIONS = {"overview", "cost", "misclassified", "weights", "confusion", "curves", "confident", "settings",
+            "provenance"}
 FILES = ["cost_curve.svg", "cost_curve.png", "confusion.png", "roc.svg", "pr.svg", "weights.png",
          "misclassified/grid.png"]
 SVG = "{http://www.w3.org/2000/svg}"
@@ -53,11 +54,13 @@ def small_run(small_data, tmp_path_factory):
 
 
 class Page(HTMLParser):
-    """What a reader of the page gets: section ids, images (src, alt), table rows, the tags used and the text."""
+    """What a reader of the page gets: section ids, images (src, alt), table rows (and each row's class), links,
+    tooltips (title attributes), the tags used and the text."""
 
     def __init__(self, text):
         super().__init__()
         self.sections, self.images, self.rows, self.tags, self.text = [], [], [], set(), []
+        self.row_classes, self.links, self.titles = [], [], []
         self.in_cell = False
         self.feed(text)
 
@@ -70,9 +73,14 @@ class Page(HTMLParser):
             self.images.append(attrs)
         elif tag == "tr":
             self.rows.append([])
+            self.row_classes.append(attrs.get("class"))
+        elif tag == "a":
+            self.links.append(attrs["href"])
         elif tag in ("td", "th"):
             self.rows[-1].append("")
             self.in_cell = True
+        if "title" in attrs:
+            self.titles.append(attrs["title"])
 
     def handle_endtag(self, tag):
         if tag in ("td", "th"):
