@@ -38,11 +38,12 @@ def write_report(folder, overrides=()):
     return write_sweep_report(folder, load_config(runs[0] / "config.yaml", overrides).report.cost_scale)
 
 
-def write_run_report(run_dir, splits=None, config=None):
+def write_run_report(run_dir, splits=None, config=None, record=None):
     """Write report.html and the standalone pictures of a run folder; return the report's path.
 
     splits (train, test Datasets) and config default to what the run folder's config.yaml names; the report
-    reads only the test images, and a folder dataset is taken as prepared (never rebuilt here).
+    reads only the test images, and a folder dataset is taken as prepared (never rebuilt here). record is the
+    run's provenance (default: its run.json, which train writes after the report).
     """
     run_dir = Path(run_dir)
     config = config or load_config(run_dir / "config.yaml")
@@ -85,7 +86,7 @@ def write_run_report(run_dir, splits=None, config=None):
         page.section("curves", "ROC and precision-recall curves (test set)", *curves),
         confident,
         page.section("settings", "Data and settings", _settings(config, splits, model)),
-        page.section("provenance", "Provenance", _provenance(run_dir))))
+        page.section("provenance", "Provenance", _provenance(run_dir, record))))
 
 
 def _write(path, text):
@@ -101,12 +102,12 @@ def _settings(config, splits, model):
     return page.table(("setting", "value"), rows)
 
 
-def _provenance(run_dir):
-    """What ran, on what, when: the run's run.json (written by train, pipeline/provenance.py) as a table."""
+def _provenance(run_dir, record=None):
+    """What ran, on what, when: the run's record (run.json, pipeline/provenance.py) as a table."""
     path = Path(run_dir) / "run.json"
-    if not path.is_file():
+    if record is None and not path.is_file():
         return page.paragraph(f"No run.json in {run_dir}: this run's provenance was not recorded.")
-    r = read_json(path)
+    r = record if record is not None else read_json(path)
     commit = r.get("git_commit")
     code = f"catneuron {r.get('versions', {}).get('catneuron', '?')}, " + (
         f"git commit {commit}" + (" with uncommitted changes" if r.get("git_dirty") else "") if commit
