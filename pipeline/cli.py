@@ -106,7 +106,7 @@ def cmd_report(args):
     from pipeline.artifacts import latest_run
     from pipeline.report import write_report
 
-    info(f"wrote {write_report(Path(args.run) if args.run else latest_run(), args.set)}")
+    info(f"wrote {write_report(Path(args.run) if args.run else _latest(latest_run(), info, 'run'), args.set)}")
 
 
 def cmd_predict(args):
