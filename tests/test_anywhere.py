@@ -1,6 +1,7 @@
 """The installed package works from any folder: packaged configs, data/ and runs/ written where it runs."""
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -13,8 +14,11 @@ from tests.conftest import ROOT, run_cli, run_python
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory):
     """The project as `pip install` builds it (a wheel, not the source tree), in a folder of its own."""
-    site = tmp_path_factory.mktemp("site")
-    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", site, ROOT],
+    source, site = tmp_path_factory.mktemp("source"), tmp_path_factory.mktemp("site")
+    for name in ("pyproject.toml", "README.md", "LICENSE", "configs", "pipeline"):  # a copy: the build writes
+        copy = shutil.copytree if (ROOT / name).is_dir() else shutil.copy2      # build/ and *.egg-info beside it
+        copy(ROOT / name, source / name, **({"symlinks": True} if copy is shutil.copytree else {}))
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", site, source],
                    check=True, capture_output=True, timeout=300)
     return site
 
