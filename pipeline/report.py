@@ -68,9 +68,9 @@ def write_run_report(run_dir, splits=None, config=None, record=None):
 
     (tn, fp), (fn, tp) = metrics["test"]["confusion"]
     glance = (f"{config.train.num_iterations} iterations at learning rate {config.train.learning_rate:g}: "
-              f"cost {page.number(costs[0])} to {page.number(costs[-1])}. Train accuracy "
-              f"{page.percent(metrics['train']['accuracy'])}, test accuracy {page.percent(metrics['test']['accuracy'])}: "
-              f"{fn} {model.classes[1]} images missed and "
+              f"cost {page.number(costs[0])} to {page.number(costs[-1])}. "
+              f"Train accuracy {page.percent(metrics['train']['accuracy'])}, "
+              f"test accuracy {page.percent(metrics['test']['accuracy'])}: {fn} {model.classes[1]} images missed and "
               f"{fp} {model.classes[0]} images taken for {model.classes[1]}, out of {tn + fp + fn + tp}.")
     mistakes, confident = galleries(test_set, P, model, config.evaluate.enlarge)
     return _write(run_dir / "report.html", page.document(
@@ -115,7 +115,8 @@ def _provenance(run_dir, record=None):
     rows = [("code version", code),
             ("packages", ", ".join(f"{k} {v}" for k, v in r.get("versions", {}).items() if k != "catneuron")),
             ("started", str(r.get("started", "not recorded")).replace("T", " ").replace("+00:00", " UTC")),
-            ("duration", f"{r['duration_s']:.2f} s" if isinstance(r.get("duration_s"), (int, float)) else "not recorded"),
+            ("duration", f"{r['duration_s']:.2f} s" if isinstance(r.get("duration_s"), (int, float))
+             else "not recorded"),
             ("config file", r.get("config_file") or "none (given in code)"),
             ("overrides", " ".join(f"--set {o}" for o in r.get("overrides", [])) or "none"),
             ("config sha256", f"{r.get('config_sha256', 'not recorded')} (of config.yaml)")]
@@ -177,14 +178,15 @@ def write_sweep_report(sweep_dir, cost_scale=None):
     costs = {run: read_costs(run / "costs.csv", cost_scale == "log") for run in runs}
     label = lambda run: ", ".join(f"{k.split('.')[1]}={settings[run][k]}" for k in varying) or run.name
     chart = line_chart([(label(run), *costs[run]) for run in runs], "Cost by iteration, one line per run",
-                       "iteration", "cost", log_y=cost_scale == "log", size=(WIDE[0], max(WIDE[1], 110 + 18 * len(runs))))
+                       "iteration", "cost", log_y=cost_scale == "log",
+                       size=(WIDE[0], max(WIDE[1], 110 + 18 * len(runs))))
     summary = sweep_dir / "summary.csv"
     header, rows = _read_table(summary) if summary.is_file() else _sweep_table(runs, settings, varying, costs)
     write_text(sweep_dir / "cost_curves.svg", svg(chart))
     write_png(sweep_dir / "cost_curves.png", png(chart))
     write_text(sweep_dir / "report.html", page.document(
         f"Sweep {sweep_dir.name}",
-        page.section("summary", f"Summary ({len(runs)} runs)", *_summary(sweep_dir, header, rows),
+        page.section("summary", f"Summary ({len(runs)} runs)", *_summary(header, rows, [r.name for r in runs]),
                      page.paragraph(f"Each run's name links to its own report; hover a number for all its digits"
                                     f"{' (or read summary.csv)' if summary.is_file() else ''}. Settings that differ "
                                     f"between runs: {', '.join(varying) or 'none'}.", "note")),
@@ -214,14 +216,16 @@ def _sweep_table(runs, settings, varying, costs):
 RATES = ("accuracy", "precision", "recall", "f1")
 
 
-def _summary(sweep_dir, header, rows):
-    """The summary table for people: formatted numbers (every digit in a tooltip), run names linked to their
-    reports, and the row of the `best` column (the metric the sweep ranked by, on the best row) highlighted."""
+def _summary(header, rows, runs):
+    """The summary table for people: formatted numbers (every digit in a tooltip), the names of runs (of the
+    run folders runs) linked to their reports, and the row of the `best` column (the metric the sweep ranked
+    by, on the best row) highlighted."""
     best = header.index("best") if "best" in header else None
     keep = [k for k in range(len(header)) if k != best]
-    shown = [[_summary_cell(sweep_dir, header[k], row[k] if k < len(row) else "") for k in keep] for row in rows]
-    names = [page.tip(header[k].split(".")[-1].replace("_s", "").replace("_", " "), header[k]) for k in keep]
-    numeric = [j for j, k in enumerate(keep) if header[k] != "run" and any(_float(r[k:k + 1]) is not None for r in rows)]
+    shown = [[_summary_cell(header[k], row[k] if k < len(row) else "", runs) for k in keep] for row in rows]
+    names = [page.tip(header[k].split(".")[-1].removesuffix("_s").replace("_", " "), header[k]) for k in keep]
+    numeric = [j for j, k in enumerate(keep)
+               if header[k] != "run" and any(_float(r[k:k + 1]) is not None for r in rows)]
     top = {i: "best" for i, row in enumerate(rows) if best is not None and best < len(row) and row[best]}
     note = [page.paragraph(f"Highlighted: {rows[i][0]}, the best run by {rows[i][best]}.", "note") for i in top]
     return [page.table(names, shown, numeric=numeric, row_classes=top), *note]
@@ -234,9 +238,9 @@ def _float(cells):
         return None
 
 
-def _summary_cell(sweep_dir, column, text):
-    if column == "run":
-        return page.link(text, f"{text}/report.html") if (Path(sweep_dir) / text / "report.html").is_file() else text
+def _summary_cell(column, text, runs):
+    if column == "run":  # only a run folder's own name becomes part of a link
+        return page.link(text, f"{text}/report.html") if text in runs else text
     value = _float([text])
     if value is None or "." in column:  # text, or a swept config value (train.learning_rate): as written
         return text

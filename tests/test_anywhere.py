@@ -100,4 +100,5 @@ def test_make_clean_removes_every_generated_file_and_keeps_the_data(tmp_path):
     left = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file())
     assert left == sorted(["Makefile", *kept])
     assert sorted(p.name for p in tmp_path.iterdir()) == ["Makefile", "data", "pipeline", "tests"]
-    assert not list(tmp_path.rglob("__pycache__")) and sorted(os.listdir(tmp_path / "data" / "processed")) == [".gitkeep"]
+    assert not list(tmp_path.rglob("__pycache__"))
+    assert sorted(os.listdir(tmp_path / "data" / "processed")) == [".gitkeep"]
