@@ -228,7 +228,8 @@ def _summary(header, rows, runs):
                if header[k] != "run" and any(_float(r[k:k + 1]) is not None for r in rows)]
     top = {i: "best" for i, row in enumerate(rows) if best is not None and best < len(row) and row[best]}
     note = [page.paragraph(f"Highlighted: {rows[i][0]}, the best run by {rows[i][best]}.", "note") for i in top]
-    return [page.table(names, shown, numeric=numeric, row_classes=top), *note]
+    table = page.table(names, shown, numeric=numeric, css_class="summary", row_classes=top)
+    return [f'<div class="scroll">{table}</div>', *note]  # many swept keys: the table scrolls, not the page
 
 
 def _float(cells):

@@ -1,6 +1,7 @@
 """The reports as a reader sees them: laid out by a real headless Chromium at 1280 px, measured in its DOM."""
 import json
 import re
+import shutil
 import subprocess
 
 import pytest
@@ -74,9 +75,19 @@ def real_sweep(small_data, tmp_path_factory):  # noqa: F811
 
 
 def test_the_sweep_report_fits_and_its_legend_stays_in_its_box(real_sweep, tmp_path):
-    html = (real_sweep / "report.html").read_text()
-    m = measure(html, tmp_path)
+    m = measure((real_sweep / "report.html").read_text(), tmp_path)
     assert_fits(m)
+    # wider still: the validation columns and the best row a sweep with a validation split adds to summary.csv
+    lines = (real_sweep / "summary.csv").read_text().splitlines()
+    wide = [lines[0] + ",validation_accuracy,validation_log_loss,best"]
+    wide += [line + f",0.{k}123456789,0.{k}987654321,{'validation_accuracy' if k == 1 else ''}"
+             for k, line in enumerate(lines[1:])]
+    sweep = shutil.copytree(real_sweep, tmp_path / "wide")
+    (sweep / "summary.csv").write_text("\n".join(wide) + "\n")
+    run_cli("report", sweep, check=0)
+    html = (sweep / "report.html").read_text()
+    assert '<tr class="best">' in html and len(re.findall("<th>", html)) >= 12
+    assert_fits(measure(html, tmp_path, "wide.html"))
     chart = (real_sweep / "cost_curves.svg").read_text()  # the same SVG, inline, so that its text can be measured
     legends = measure(f"<!DOCTYPE html><html><body>{chart}</body></html>", tmp_path, "chart.html")["legends"]
     assert [name for name, _ in legends[0]] == [f"scaling={s}, learning_rate={r}" for r in (0.001, 0.005, 0.02)
