@@ -12,7 +12,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from pipeline import PipelineError, __version__
-from pipeline.config import find_config, load_config
+from pipeline.config import PACKAGED, find_config, load_config
 from pipeline.files import write_text
 from pipeline.images import FITS, RESAMPLES
 
@@ -195,8 +195,9 @@ def _print_accuracies(model, splits):
         print(f"{name} accuracy: {lesson_accuracy(split.y, model.logits(split.x), model.threshold)} %")
 
 
-CONFIG_HELP = ("YAML config file, or the name of a config shipped with the package: default (the lesson's run, "
-               "the default), folder_example, lr_sweep")
+def _config_help():
+    names = ", ".join(sorted(p.stem for p in PACKAGED.glob("*.yaml")))
+    return f"YAML config file, or the name of a config shipped with the package: {names} (default: default)"
 
 
 def _positive_int(text):
@@ -247,12 +248,12 @@ def build_parser(prog="catneuron"):
 
     p = sub.add_parser("audit", parents=[common, with_config, workers],
                        help="duplicates within and across splits, class balance, label conflicts")
-    p.add_argument("--config", default="default", help=CONFIG_HELP)
+    p.add_argument("--config", default="default", help=_config_help())
     p.add_argument("--json", action="store_true", help="print the audit as JSON")
     p.set_defaults(func=cmd_audit)
 
     p = sub.add_parser("train", parents=[common, with_config, workers], help="train the neuron, write a run folder")
-    p.add_argument("--config", default="default", help=CONFIG_HELP)
+    p.add_argument("--config", default="default", help=_config_help())
     p.add_argument("--run-dir", help="the run folder to write (new or empty; default: runs/<config>-<time>)")
     p.set_defaults(func=cmd_train)
 
