@@ -71,5 +71,7 @@ guide: $(RAW) | $(STAMP) ## run the examples of docs/guide.md and check its code
 bench: $(RAW) | $(STAMP) ## time the seed's loop, the lesson's loop and the solvers; scaling to 100k images (minutes)
 	$(PY) scripts/bench.py --data data/raw
 
-clean: ## remove runs/ and the virtual environment (data/ is kept)
-	rm -rf runs $(VENV)
+clean: ## remove every generated file: runs/, data/processed/, .venv, caches, build files (data/raw and your photos are kept)
+	rm -rf runs $(VENV) .pytest_cache build dist *.egg-info
+	find data/processed -mindepth 1 -maxdepth 1 ! -name .gitkeep -exec rm -rf {} +
+	find . -path ./data -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -1,5 +1,6 @@
 """Run folders and the model file: everything a run writes, described well enough to be reused alone."""
 import csv
+import datetime
 import io
 import json
 import time
@@ -145,6 +146,18 @@ def latest_run(root=RUNS_ROOT):
     if not done:
         raise PipelineError(f"{root}: no run with a model.npz found; train one first (make train)")
     return max(done, key=lambda run: (run / "run.json").stat().st_mtime)
+
+
+def trained_at(run_dir):
+    """When the run in run_dir finished, in UTC, as `2026-11-29 05:30`: from its run.json, else its model's
+    modification time."""
+    record = read_json(Path(run_dir) / "run.json") if (Path(run_dir) / "run.json").is_file() else {}
+    try:
+        start = datetime.datetime.fromisoformat(record["started"])
+        end = start + datetime.timedelta(seconds=float(record["duration_s"]))
+    except (KeyError, TypeError, ValueError):
+        end = datetime.datetime.fromtimestamp((Path(run_dir) / "model.npz").stat().st_mtime, datetime.timezone.utc)
+    return end.astimezone(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def read_metrics(path):

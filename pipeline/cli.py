@@ -12,7 +12,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from pipeline import PipelineError, __version__
-from pipeline.config import load_config
+from pipeline.config import PACKAGED, find_config, load_config
 from pipeline.files import write_text
 from pipeline.images import FITS, RESAMPLES
 
@@ -88,7 +88,7 @@ def cmd_evaluate(args):
     from pipeline.report import write_run_report
     from pipeline.train import load_data
 
-    run_dir = Path(args.run) if args.run else latest_run()
+    run_dir = Path(args.run) if args.run else _latest(latest_run(), print, "run")
     if not (run_dir / "config.yaml").is_file():
         raise PipelineError(f"{run_dir}: not a run folder (no config.yaml)"
                             + ("; it is a sweep folder: pick one of its runs" * (run_dir / "summary.csv").is_file()))
@@ -106,7 +106,7 @@ def cmd_report(args):
     from pipeline.artifacts import latest_run
     from pipeline.report import write_report
 
-    info(f"wrote {write_report(Path(args.run) if args.run else latest_run(), args.set)}")
+    info(f"wrote {write_report(Path(args.run) if args.run else _latest(latest_run(), info, 'run'), args.set)}")
 
 
 def cmd_predict(args):
@@ -114,9 +114,8 @@ def cmd_predict(args):
     from pipeline.config import _open_unit
     from pipeline.predict import find_images, human_line, predict_files, to_csv, to_json
 
-    if args.model is None:
-        args.model = latest_run()
-        info(f"model: {args.model} (the latest run)")
+    if args.model is None:  # named on stdout, unless stdout is --json or --csv that a program reads
+        args.model = _latest(latest_run(), info if args.json or args.csv else tqdm.write)
     model = load_model(args.model)
     threshold = model.threshold if args.threshold is None else args.threshold
     if _open_unit(threshold):
@@ -162,8 +161,7 @@ def cmd_serve(args):
     from pipeline.serve import serve
 
     if args.model is None:
-        args.model = latest_run()
-        info(f"model: {args.model} (the latest run)")
+        args.model = _latest(latest_run(), info)
     serve(Path(args.model), args.host, args.port, log=info)
 
 
@@ -201,12 +199,25 @@ def cmd_compare(args):
     print(render(compare(run_dirs(args.paths)), "md" if args.md else "json" if args.json else "text"))
 
 
+def _latest(run_dir, say, what="model"):
+    """The latest run, after saying (say: print or info) which it is and when it was trained."""
+    from pipeline.artifacts import trained_at
+
+    say(f"{what}: {run_dir} (the latest run, trained {trained_at(run_dir)})")
+    return run_dir
+
+
 def _print_accuracies(model, splits):
     """The lesson's closing lines, computed as the lesson computes them."""
     from pipeline.evaluate import lesson_accuracy
 
     for name, split in zip(("train", "test"), splits):
         print(f"{name} accuracy: {lesson_accuracy(split.y, model.logits(split.x), model.threshold)} %")
+
+
+def _config_help():
+    names = ", ".join(sorted(p.stem for p in PACKAGED.glob("*.yaml")))
+    return f"YAML config file, or the name of a config shipped with the package: {names} (default: default)"
 
 
 def _positive_int(text):
@@ -221,19 +232,26 @@ def _port(text):
     return int(text)
 
 
-def build_parser():
+def _global_flags(parser, default):
+    """--debug and --quiet, accepted before the command (default False) and after it (default SUPPRESS, so
+    that the subcommand does not reset a flag given before it)."""
+    parser.add_argument("--debug", action="store_true", default=default, help="show the full traceback of an error")
+    parser.add_argument("--quiet", action="store_true", default=default, help="no progress bar")
+
+
+def build_parser(prog="catneuron"):
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--debug", action="store_true", help="show the full traceback of an error")
-    common.add_argument("--quiet", action="store_true", help="no progress bar")
+    _global_flags(common, argparse.SUPPRESS)
     with_config = argparse.ArgumentParser(add_help=False)
     with_config.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                              help="override one config key (repeatable); VALUE is read as YAML")
 
-    parser = argparse.ArgumentParser(prog="python -m pipeline",
+    parser = argparse.ArgumentParser(prog=prog,
                                      description="The lesson's single-neuron cat/non-cat classifier, stage by stage.",
                                      epilog="Exit codes: 0 success, 1 error (one line on stderr), 2 usage, 3 predict read only some "
                                             "inputs, 130 interrupted, 141 stdout closed by its reader.")
     parser.add_argument("--version", action="version", version=__version__)
+    _global_flags(parser, False)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("fetch", parents=[common], help="download the course's HDF5 files, sha256-checked")
@@ -248,19 +266,20 @@ def build_parser():
 
     p = sub.add_parser("prepare", parents=[common, with_config, workers],
                        help="turn the image folders of a folder config into data/processed/<name>/*.h5")
-    p.add_argument("--config", required=True, help="YAML config with data.source: folder")
+    p.add_argument("--config", required=True,
+                   help="YAML config with data.source: folder (e.g. folder_example, a packaged config)")
     p.add_argument("--force", action="store_true", help="prepare again even when nothing changed")
     p.add_argument("--strict", action="store_true", help="fail on any file that cannot be used")
     p.set_defaults(func=cmd_prepare)
 
     p = sub.add_parser("audit", parents=[common, with_config, workers],
                        help="duplicates within and across splits, class balance, label conflicts")
-    p.add_argument("--config", default="configs/default.yaml", help="YAML config (default: configs/default.yaml)")
+    p.add_argument("--config", default="default", help=_config_help())
     p.add_argument("--json", action="store_true", help="print the audit as JSON")
     p.set_defaults(func=cmd_audit)
 
     p = sub.add_parser("train", parents=[common, with_config, workers], help="train the neuron, write a run folder")
-    p.add_argument("--config", default="configs/default.yaml", help="YAML config (default: configs/default.yaml)")
+    p.add_argument("--config", default="default", help=_config_help())
     p.add_argument("--run-dir", help="the run folder to write (new or empty; default: runs/<config>-<time>)")
     p.set_defaults(func=cmd_train)
 
@@ -296,8 +315,9 @@ def build_parser():
     p = sub.add_parser("sweep", parents=[common, with_config],
                        help="train one run per point of a config's sweep: grid, with a summary table")
     which = p.add_mutually_exclusive_group()
-    which.add_argument("--config", default="configs/lr_sweep.yaml",
-                       help="YAML config with a sweep: block (default: configs/lr_sweep.yaml)")
+    which.add_argument("--config", default="lr_sweep",
+                       help="YAML config with a sweep: block, or a packaged config's name (default: lr_sweep, "
+                            "the lesson's learning rates)")
     which.add_argument("--resume", metavar="SWEEP_DIR", help="finish an interrupted sweep in its folder")
     p.add_argument("--sweep-dir", help="the sweep folder to write (new or empty; default: runs/<config>-<time>)")
     p.add_argument("--jobs", type=_positive_int, default=1, help="grid points trained in parallel processes (default: 1)")
@@ -317,9 +337,12 @@ def build_parser():
     return parser
 
 
-def main(argv=None):
-    args = build_parser().parse_args(argv)
+def main(argv=None, prog="catneuron"):
+    """The command line; prog is the name the help shows (`python -m pipeline` when run so)."""
+    args = build_parser(prog).parse_args(argv)
     try:
+        if getattr(args, "config", None):
+            args.config = str(find_config(args.config))  # a packaged config's name -> its file
         code = args.func(args)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -128,6 +128,22 @@ SECTIONS = {f.name: f.type for f in dataclasses.fields(Config)}
 ALL_KEYS = [f"{s}.{f.name}" for s, cls in SECTIONS.items() for f in dataclasses.fields(cls)]
 
 
+PACKAGED = Path(__file__).resolve().parent / "configs"  # the repo's configs/, shipped inside the package
+
+
+def find_config(name):
+    """The config file that name means: a path as given, or a bare name (`default`, `lr_sweep`) of a config
+    shipped with the package, so that the commands work from any folder."""
+    path = Path(name)
+    if path.is_file() or path.suffix in (".yaml", ".yml") or len(path.parts) != 1:
+        return path
+    packaged = PACKAGED / f"{name}.yaml"
+    if packaged.is_file():
+        return packaged
+    names = ", ".join(sorted(p.stem for p in PACKAGED.glob("*.yaml")))
+    raise PipelineError(f"{name}: config file not found (a path, or one of the packaged configs: {names})")
+
+
 def load_config(path, overrides=()):
     """Read the YAML file at path (and the base it extends), apply `section.key=value` overrides, validate.
 
@@ -145,7 +161,7 @@ def load_experiment(path, overrides=()):
     `base: other.yaml` (relative to the file) names a config to start from: its sections are merged key by
     key, this file's values winning. Chains are followed, cycles refused.
     """
-    raw = _read_with_base(Path(path))
+    raw = _read_with_base(find_config(path))
     sweep = raw.pop("sweep", None) or {}  # checked by pipeline.sweep.grid
     for override in overrides:
         _apply_override(raw, override)

@@ -1,12 +1,18 @@
-"""Pieces of a self-contained HTML page: every picture inlined as a data: URI, no script, no network."""
+"""Pieces of a self-contained HTML page: every picture inlined as a data: URI, no script, no network; and the
+formats numbers are shown in (percentages with two decimals, other numbers to five significant digits)."""
 import base64
 from html import escape
 
 STYLE = """
 body { font-family: sans-serif; max-width: 1100px; margin: 2em auto; padding: 0 1em; color: #111; }
+img { max-width: 100%; height: auto; }
 h1 { margin-bottom: 0.2em; } h2 { border-bottom: 1px solid #ccc; padding-bottom: 0.2em; margin-top: 1.6em; }
 table { border-collapse: collapse; margin: 0.5em 0; } td, th { border: 1px solid #ccc; padding: 0.25em 0.6em; }
-td.num { text-align: right; font-variant-numeric: tabular-nums; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; } th { vertical-align: bottom; }
+tr.best td { background: #fff3c4; font-weight: bold; } .note { color: #444; }
+table.summary { font-size: 0.9em; } table.summary td, table.summary th { padding: 0.2em 0.4em; }
+.scroll { overflow-x: auto; }
+.provenance td:first-child { white-space: nowrap; } .provenance td { overflow-wrap: anywhere; }
 .row { display: flex; flex-wrap: wrap; gap: 1.5em; align-items: flex-start; }
 .gallery { display: flex; flex-wrap: wrap; gap: 0.8em; }
 figure { margin: 0; } figcaption { font-size: 0.85em; max-width: 260px; }
@@ -36,12 +42,44 @@ def figure(image_html, caption):
     return f"<figure>{image_html}<figcaption>{escape(caption)}</figcaption></figure>"
 
 
-def table(header, rows, numeric=()):
-    """An HTML table; the columns whose index is in numeric are right-aligned."""
-    head = "".join(f"<th>{escape(str(h))}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f'<td{" class=num" if k in numeric else ""}>{escape(str(v))}</td>'
-                                    for k, v in enumerate(row)) + "</tr>\n" for row in rows)
-    return f"<table><tr>{head}</tr>\n{body}</table>"
+class Html(str):
+    """Text that is already HTML: table() puts it in as it is, instead of escaping it."""
+
+
+def html(value):
+    return value if isinstance(value, Html) else escape(str(value))
+
+
+def tip(text, full):
+    """text shown, full (e.g. every digit of a number) in a tooltip."""
+    return Html(f'<span title="{escape(str(full))}">{escape(str(text))}</span>')
+
+
+def link(text, href):
+    return Html(f'<a href="{escape(href)}">{escape(str(text))}</a>')
+
+
+def percent(fraction):
+    """0.990430622 -> '99.04 %': every percentage in the reports has two decimals."""
+    return f"{100 * fraction:.2f} %"
+
+
+def number(value):
+    """A cost, loss or area to five significant digits, trailing zeros kept so that columns line up:
+    0.7 -> '0.70000', 0.1408719 -> '0.14087'."""
+    return f"{value:#.5g}"
+
+
+def table(header, rows, numeric=(), css_class=None, row_classes=None):
+    """An HTML table; the columns whose index is in numeric are right-aligned; row_classes maps a row's index
+    to its CSS class (e.g. best). Cells are text, or Html (tip, link) put in as it is."""
+    head = "".join(f"<th>{html(h)}</th>" for h in header)
+    row_classes = row_classes or {}
+    body = "".join((f'<tr class="{row_classes[i]}">' if i in row_classes else "<tr>")
+                   + "".join(f'<td{" class=num" if k in numeric else ""}>{html(v)}</td>' for k, v in enumerate(row))
+                   + "</tr>\n" for i, row in enumerate(rows))
+    cls = f' class="{css_class}"' if css_class else ""
+    return f"<table{cls}><tr>{head}</tr>\n{body}</table>"
 
 
 def section(key, title, *parts):

@@ -22,7 +22,8 @@ FONT_SIZE = 13
 class Chart:
     """What to draw, in pixels: ("line", x1, y1, x2, y2, colour, width, dash), ("polyline", points, colour,
     width, dash), ("circle", x, y, r, colour), ("rect", x, y, w, h, fill, stroke),
-    ("text", x, y, text, anchor, rotated)."""
+    ("text", x, y, text, anchor, rotated[, length]): a length (pixels) is the text's drawn width, kept exactly
+    in SVG too, whatever the browser's font, so that a legend's text never leaves its box."""
 
     width: int
     height: int
@@ -84,18 +85,32 @@ def line_chart(series, title, xlabel, ylabel, log_y=False, unit_square=False, re
     return chart
 
 
-def _legend(chart, series, points, row=18, width=200):
-    """A boxed legend in the corner of the plot area that covers the fewest data points."""
-    height = row * len(series) + 8
+def _legend(chart, series, points, row=18):
+    """A boxed legend in the corner of the plot area that covers the fewest data points, as wide as its
+    longest name (a name longer than the plot is cut with an ellipsis)."""
+    fnt, room = font(), chart.width - LEFT - RIGHT - 16 - 50  # 50: the sample line and the gaps beside the text
+    names = [_fit(name, fnt, room) for name, _, _ in series]
+    lengths = [fnt.getlength(name) for name in names]
+    width, height = math.ceil(50 + max(lengths)), row * len(series) + 8
     corners = [(chart.width - RIGHT - width - 4, TOP + 4), (LEFT + 8, chart.height - BOTTOM - height - 4),
                (chart.width - RIGHT - width - 4, chart.height - BOTTOM - height - 4), (LEFT + 8, TOP + 4)]
     covered = lambda c: sum(c[0] <= x <= c[0] + width and c[1] <= y <= c[1] + height for x, y in points)
     x0, y0 = min(corners, key=covered)  # the first corner wins a tie
     chart.shapes.append(("rect", x0, y0, width, height, "white", "#999999"))
-    for k, (name, _, _) in enumerate(series):
+    for k, (name, length) in enumerate(zip(names, lengths)):
         colour, dash = STYLES[k % len(STYLES)]
         y = y0 + 4 + row * k + row / 2
-        chart.shapes += [("line", x0 + 6, y, x0 + 36, y, colour, 2, dash), ("text", x0 + 42, y, name, "lm", False)]
+        chart.shapes += [("line", x0 + 6, y, x0 + 36, y, colour, 2, dash),
+                         ("text", x0 + 42, y, name, "lm", False, length)]
+
+
+def _fit(text, fnt, room):
+    """text, or its longest beginning that fits in room pixels followed by an ellipsis."""
+    if fnt.getlength(text) <= room:
+        return text
+    while text and fnt.getlength(text + "…") > room:
+        text = text[:-1]
+    return text + "…"
 
 
 def _span(values, pad=0.0):
@@ -127,10 +142,11 @@ def svg(chart):
             out.append(f'<rect x="{a[0]:.1f}" y="{a[1]:.1f}" width="{a[2]}" height="{a[3]}" fill="{a[4]}" '
                        f'stroke="{a[5]}"/>')
         else:
-            x, y, text, anchor, rotated = a
+            x, y, text, anchor, rotated, *length = a
             turn = f' transform="rotate(-90 {x:.1f} {y:.1f})"' if rotated else ""
+            fixed = f' textLength="{length[0]:.1f}" lengthAdjust="spacingAndGlyphs"' if length else ""
             out.append(f'<text x="{x:.1f}" y="{y:.1f}" text-anchor="{anchors[anchor[0]]}" '
-                       f'dominant-baseline="{baselines[anchor[1]]}"{turn}>{escape(text)}</text>')
+                       f'dominant-baseline="{baselines[anchor[1]]}"{turn}{fixed}>{escape(text)}</text>')
     return "\n".join(out + ["</svg>"]) + "\n"
 
 

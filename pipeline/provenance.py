@@ -1,7 +1,8 @@
 """What makes a run repeatable, recorded as run.json in its folder (written last: it marks a finished run).
 
 config_sha256 is the sha256 of the resolved config.yaml text, so two runs with the same hash had the same
-settings; git_commit and git_dirty say which code ran (null outside a git checkout).
+settings; git_commit and git_dirty say which code ran (null outside a git checkout); data_sha256 holds the
+sha256 of each data file the config reads (the course files, or a folder dataset's prepared HDF5 files).
 """
 import datetime
 import hashlib
@@ -41,6 +42,34 @@ def versions():
             "h5py": h5py.__version__, "Pillow": PIL.__version__, "pyyaml": yaml.__version__}
 
 
+def data_files(config):
+    """The HDF5 files config's data section trains and tests on (those that exist)."""
+    if config.data.source == "course":
+        from pipeline.data import COURSE_FILES
+
+        files = [Path(config.data.dir) / name for name in COURSE_FILES.values()]
+    else:
+        from pipeline.prepare import dataset_dir
+
+        files = [dataset_dir(config.data) / f"{split}.h5" for split in ("train", "val", "test")]
+    return [f for f in files if f.is_file()]
+
+
+_HASHES = {}  # (path, size, mtime) -> sha256: a sweep's runs share their data files, hashed once
+
+
+def file_sha256(path):
+    stat = Path(path).stat()
+    key = (str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns)
+    if key not in _HASHES:
+        digest = hashlib.sha256()
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+        _HASHES[key] = digest.hexdigest()
+    return _HASHES[key]
+
+
 def provenance(config, overrides, config_file, started, duration):
     """The run.json record; started is a time.time() stamp, duration in seconds."""
     commit, dirty = git_state()
@@ -54,6 +83,7 @@ def provenance(config, overrides, config_file, started, duration):
         "versions": versions(),
         "started": datetime.datetime.fromtimestamp(started, datetime.timezone.utc).isoformat(timespec="seconds"),
         "duration_s": round(duration, 3),
+        "data_sha256": {str(path): file_sha256(path) for path in data_files(config)},
     }
 
 

@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline import PipelineError, data, page
-from pipeline.artifacts import load_model, read_costs, read_metrics
+from pipeline.artifacts import load_model, read_costs, read_json, read_metrics
 from pipeline.config import load_config
 from pipeline.curves import auc, average_precision, both_classes, pr_curve, roc_curve
 from pipeline.explain import report_section
@@ -14,7 +14,8 @@ from pipeline.gallery import galleries
 from pipeline.pictures import confusion_image, weights_image
 from pipeline.plots import line_chart, png, svg
 
-SMALL = (520, 400)  # size of the ROC and precision-recall charts, side by side on a page
+WIDE = (1100, 440)  # a chart as wide as the page's column (page.STYLE: body max-width)
+SMALL = (536, 400)  # the ROC and precision-recall charts, side by side in that column
 READ_WEIGHTS = ("Each pixel is the weight the neuron gives to that pixel's red, green and blue values, drawn "
                 "on its own channel: mid-grey is a weight of 0, brighter than grey pushes the prediction "
                 "towards {1}, darker pushes it towards {0}, and white and black are the largest weights either "
@@ -32,14 +33,18 @@ def write_report(folder, overrides=()):
     runs = run_folders(folder)
     if not runs:
         raise PipelineError(f"{folder}: not a run folder (no config.yaml) nor a sweep folder (no run folders in it)")
+    if not any((folder / name).is_file() for name in ("sweep.yaml", "summary.csv")):  # e.g. runs/ itself
+        raise PipelineError(f"{folder}: a folder of runs, not a sweep (no sweep.yaml); report one run, e.g. "
+                            f"{runs[-1]}, or compare several with `compare`")
     return write_sweep_report(folder, load_config(runs[0] / "config.yaml", overrides).report.cost_scale)
 
 
-def write_run_report(run_dir, splits=None, config=None):
+def write_run_report(run_dir, splits=None, config=None, record=None):
     """Write report.html and the standalone pictures of a run folder; return the report's path.
 
     splits (train, test Datasets) and config default to what the run folder's config.yaml names; the report
-    reads only the test images, and a folder dataset is taken as prepared (never rebuilt here).
+    reads only the test images, and a folder dataset is taken as prepared (never rebuilt here). record is the
+    run's provenance (default: its run.json, which train writes after the report).
     """
     run_dir = Path(run_dir)
     config = config or load_config(run_dir / "config.yaml")
@@ -52,7 +57,7 @@ def write_run_report(run_dir, splits=None, config=None):
     P = model.predict_proba(test_set.x)  # (1, m)
 
     cost = line_chart([("", iterations, costs)], "Cost during training", "iteration", "cost",
-                      log_y=config.report.cost_scale == "log")
+                      log_y=config.report.cost_scale == "log", size=WIDE)
     write_text(run_dir / "cost_curve.svg", svg(cost))
     write_png(run_dir / "cost_curve.png", png(cost))
     confusion = png_bytes(confusion_image({"train": metrics["train"]["confusion"],
@@ -64,8 +69,9 @@ def write_run_report(run_dir, splits=None, config=None):
 
     (tn, fp), (fn, tp) = metrics["test"]["confusion"]
     glance = (f"{config.train.num_iterations} iterations at learning rate {config.train.learning_rate:g}: "
-              f"cost {costs[0]:.4f} to {costs[-1]:.4f}. Train accuracy {metrics['train']['accuracy']:.1%}, "
-              f"test accuracy {metrics['test']['accuracy']:.1%}: {fn} {model.classes[1]} images missed and "
+              f"cost {page.number(costs[0])} to {page.number(costs[-1])}. "
+              f"Train accuracy {page.percent(metrics['train']['accuracy'])}, "
+              f"test accuracy {page.percent(metrics['test']['accuracy'])}: {fn} {model.classes[1]} images missed and "
               f"{fp} {model.classes[0]} images taken for {model.classes[1]}, out of {tn + fp + fn + tp}.")
     mistakes, confident = galleries(test_set, P, model, config.evaluate.enlarge)
     return _write(run_dir / "report.html", page.document(
@@ -81,7 +87,8 @@ def write_run_report(run_dir, splits=None, config=None):
         page.section("confusion", "Confusion matrices", page.img(confusion, "image/png", "confusion matrices")),
         page.section("curves", "ROC and precision-recall curves (test set)", *curves),
         confident,
-        page.section("settings", "Data and settings", _settings(config, splits, model))))
+        page.section("settings", "Data and settings", _settings(config, splits, model)),
+        page.section("provenance", "Provenance", _provenance(run_dir, record))))
 
 
 def _write(path, text):
@@ -97,9 +104,34 @@ def _settings(config, splits, model):
     return page.table(("setting", "value"), rows)
 
 
+def _provenance(run_dir, record=None):
+    """What ran, on what, when: the run's record (run.json, pipeline/provenance.py) as a table."""
+    path = Path(run_dir) / "run.json"
+    if record is None and not path.is_file():
+        return page.paragraph(f"No run.json in {run_dir}: this run's provenance was not recorded.")
+    r = record if record is not None else read_json(path)
+    commit = r.get("git_commit")
+    code = f"catneuron {r.get('versions', {}).get('catneuron', '?')}, " + (
+        f"git commit {commit}" + (" with uncommitted changes" if r.get("git_dirty") else "") if commit
+        else "not from a git checkout")
+    rows = [("code version", code),
+            ("packages", ", ".join(f"{k} {v}" for k, v in r.get("versions", {}).items() if k != "catneuron")),
+            ("started", str(r.get("started", "not recorded")).replace("T", " ").replace("+00:00", " UTC")),
+            ("duration", f"{r['duration_s']:.2f} s" if isinstance(r.get("duration_s"), (int, float))
+             else "not recorded"),
+            ("config file", r.get("config_file") or "none (given in code)"),
+            ("overrides", " ".join(f"--set {o}" for o in r.get("overrides", [])) or "none"),
+            ("config sha256", f"{r.get('config_sha256', 'not recorded')} (of config.yaml)")]
+    rows += [(f"data sha256: {Path(name).name}", page.tip(digest, name)) for name, digest in
+             r.get("data_sha256", {}).items()] or [("data sha256", "not recorded (trained before it was)")]
+    return page.table(("what", "value"), rows, css_class="provenance")
+
+
 def _metrics_table(metrics, auc_row):
-    names = ("accuracy", "precision", "recall", "f1", "log_loss", "count")
-    rows = [(n, *(f"{metrics[s][n]:.4g}" for s in ("train", "test"))) for n in names]
+    rates = ("accuracy", "precision", "recall", "f1")
+    shown = lambda n, v: page.percent(v) if n in rates else str(v) if n == "count" else page.number(v)
+    rows = [(n, *(page.tip(shown(n, metrics[s][n]), metrics[s][n]) for s in ("train", "test")))
+            for n in (*rates, "log_loss", "count")]
     return page.table(("metric", "train", "test"), rows + [auc_row], numeric=(1, 2))
 
 
@@ -120,7 +152,7 @@ def _curves(run_dir, Y, P):
     write_text(run_dir / "pr.svg", pr)
     note = page.paragraph("Dashed grey: what guessing at random would score.")
     return [f'<div class="row">{page.svg_img(roc, "ROC curve")}{page.svg_img(pr, "precision-recall")}</div>',
-            note], ("ROC AUC", "", f"{area:.4g}")
+            note], ("ROC AUC", "", page.tip(page.number(area), area))
 
 
 def run_folders(folder):
@@ -148,16 +180,18 @@ def write_sweep_report(sweep_dir, cost_scale=None):
     costs = {run: read_costs(run / "costs.csv", cost_scale == "log") for run in runs}
     label = lambda run: ", ".join(f"{k.split('.')[1]}={settings[run][k]}" for k in varying) or run.name
     chart = line_chart([(label(run), *costs[run]) for run in runs], "Cost by iteration, one line per run",
-                       "iteration", "cost", log_y=cost_scale == "log", size=(720, max(420, 110 + 18 * len(runs))))
+                       "iteration", "cost", log_y=cost_scale == "log",
+                       size=(WIDE[0], max(WIDE[1], 110 + 18 * len(runs))))
     summary = sweep_dir / "summary.csv"
     header, rows = _read_table(summary) if summary.is_file() else _sweep_table(runs, settings, varying, costs)
     write_text(sweep_dir / "cost_curves.svg", svg(chart))
     write_png(sweep_dir / "cost_curves.png", png(chart))
     write_text(sweep_dir / "report.html", page.document(
         f"Sweep {sweep_dir.name}",
-        page.section("summary", f"Summary ({len(runs)} runs)", page.table(header, rows, numeric=range(1, len(header))),
-                     page.paragraph(f"Each run has its own report: <run>/report.html. Settings that differ "
-                                    f"between runs: {', '.join(varying) or 'none'}.")),
+        page.section("summary", f"Summary ({len(runs)} runs)", *_summary(header, rows, [r.name for r in runs]),
+                     page.paragraph(f"Each run's name links to its own report; hover a number for all its digits"
+                                    f"{' (or read summary.csv)' if summary.is_file() else ''}. Settings that differ "
+                                    f"between runs: {', '.join(varying) or 'none'}.", "note")),
         page.section("cost", "Cost curves", page.svg_img(svg(chart), "cost curves of every run"))))
     return sweep_dir / "report.html"
 
@@ -171,13 +205,53 @@ def _read_table(path):
 
 
 def _sweep_table(runs, settings, varying, costs):
-    header = ["run", *varying, "train accuracy", "test accuracy", "test log_loss", "final cost"]
+    """summary.csv's columns for a folder of runs the sweep command did not write."""
+    header = ["run", *varying, "train_accuracy", "test_accuracy", "test_log_loss", "final_cost"]
     rows = []
     for run in runs:
         m = read_metrics(run / "metrics.json")
-        rows.append([run.name, *(settings[run][k] for k in varying), f"{m['train']['accuracy']:.4f}",
-                     f"{m['test']['accuracy']:.4f}", f"{m['test']['log_loss']:.4f}", f"{costs[run][1][-1]:.6f}"])
-    return header, rows
+        rows.append([run.name, *(settings[run][k] for k in varying), m["train"]["accuracy"], m["test"]["accuracy"],
+                     m["test"]["log_loss"], costs[run][1][-1]])
+    return header, [[str(v) for v in row] for row in rows]
+
+
+RATES = ("accuracy", "precision", "recall", "f1")
+
+
+def _summary(header, rows, runs):
+    """The summary table for people: formatted numbers (every digit in a tooltip), the names of runs (of the
+    run folders runs) linked to their reports, and the row of the `best` column (the metric the sweep ranked
+    by, on the best row) highlighted."""
+    best = header.index("best") if "best" in header else None
+    keep = [k for k in range(len(header)) if k != best]
+    shown = [[_summary_cell(header[k], row[k] if k < len(row) else "", runs) for k in keep] for row in rows]
+    names = [page.tip(header[k].split(".")[-1].removesuffix("_s").replace("_", " "), header[k]) for k in keep]
+    numeric = [j for j, k in enumerate(keep)
+               if header[k] != "run" and any(_float(r[k:k + 1]) is not None for r in rows)]
+    top = {i: "best" for i, row in enumerate(rows) if best is not None and best < len(row) and row[best]}
+    note = [page.paragraph(f"Highlighted: {rows[i][0]}, the best run by {rows[i][best]}.", "note") for i in top]
+    table = page.table(names, shown, numeric=numeric, css_class="summary", row_classes=top)
+    return [f'<div class="scroll">{table}</div>', *note]  # many swept keys: the table scrolls, not the page
+
+
+def _float(cells):
+    try:
+        return float(cells[0])
+    except (ValueError, IndexError):
+        return None
+
+
+def _summary_cell(column, text, runs):
+    if column == "run":  # only a run folder's own name becomes part of a link
+        return page.link(text, f"{text}/report.html") if text in runs else text
+    value = _float([text])
+    if value is None or "." in column:  # text, or a swept config value (train.learning_rate): as written
+        return text
+    if column.endswith(RATES):
+        return page.tip(page.percent(value), text)
+    if column == "duration_s":
+        return page.tip(f"{value:.1f} s", text)
+    return page.tip(page.number(value), text) if column.endswith(("cost", "loss", "auc")) else text
 
 
 def _saved_splits(config):

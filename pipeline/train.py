@@ -95,8 +95,9 @@ def train(config, train_set, test_set, name, run_dir=None, on_cost=None, on_step
         write_text(run_dir / "costs.csv",
                    "iteration,cost\n" + "".join(f"{k * every},{c!r}\n" for k, c in enumerate(costs)))
         metrics = evaluate(model, train_set, test_set, run_dir, config.evaluate.enlarge)
-        write_run_report(run_dir, (train_set, test_set), config)
-        write_run_json(run_dir, provenance(config, overrides, config_file, started, time.perf_counter() - clock))
+        record = provenance(config, overrides, config_file, started, time.perf_counter() - clock)
+        write_run_report(run_dir, (train_set, test_set), config, record)  # its Provenance section shows record
+        write_run_json(run_dir, record)
     return run_dir, model, metrics
 
 

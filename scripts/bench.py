@@ -196,7 +196,7 @@ def vectorisation_demo():
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", default=os.environ.get("CATVNONCAT_DIR", "data/raw"),
                         help="folder with the course's HDF5 files (default: $CATVNONCAT_DIR or data/raw)")
     parser.add_argument("--repeat", type=int, default=3, help="runs per course row; the fastest counts")

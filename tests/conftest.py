@@ -7,6 +7,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 COURSE_FILES = ("train_catvnoncat.h5", "test_catvnoncat.h5")
+# a command that works offline too: the folder is any copy of the two course files
+RUN_REAL = f"run them with `make test DATA_FROM=<folder holding {' and '.join(COURSE_FILES)}>`"
 
 
 def run_cli(*args, cwd=ROOT, check=None):
@@ -42,7 +44,21 @@ def course_dir():
     folder = Path(os.environ.get("CATVNONCAT_DIR", ROOT / "data" / "raw"))
     if all((folder / name).is_file() for name in COURSE_FILES):
         return folder
-    message = f"the course data is not in {folder}; run `make data` (or set CATVNONCAT_DIR)"
+    message = f"the course data is not in {folder}; {RUN_REAL}"
     if os.environ.get("REQUIRE_REAL_DATA"):
         pytest.fail(message)
     pytest.skip(message)
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_sessionfinish(session):
+    """After pytest's own last line: say how many real-data tests were skipped, so a green run without the
+    data is not mistaken for a full one."""
+    result = yield
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    skipped = [r for r in reporter.stats.get("skipped", []) if "the course data is not in" in str(r.longrepr)] \
+        if reporter else []
+    if skipped:
+        reporter.write_line(f"{len(skipped)} tests on the real course data were skipped (not run); {RUN_REAL}",
+                            yellow=True, bold=True)
+    return result

@@ -181,9 +181,13 @@ def test_without_a_model_the_latest_run_is_used(tmp_path):
     synthetic_model(tmp_path / "runs" / "old" / "model.npz")
     # a folder without run.json (written last by train) is an unfinished run, never picked
     assert "no run with a model.npz found" in run_cli("predict", "cat.png", cwd=tmp_path).stderr
-    (tmp_path / "runs" / "old" / "run.json").write_text("{}")
+    (tmp_path / "runs" / "old" / "run.json").write_text('{"started": "2026-01-02T03:04:00+00:00", "duration_s": 90}')
     result = run_cli("predict", "cat.png", cwd=tmp_path, check=0)
-    assert result.stdout.startswith("cat.png: ") and result.stderr == "model: runs/old (the latest run)\n"
+    # the run taken and when it finished, on stdout beside the results; --json and --csv keep stdout pure
+    named = "model: runs/old (the latest run, trained 2026-01-02 03:05 UTC)\n"
+    assert result.stdout.startswith(named + "cat.png: ") and result.stderr == ""
+    result = run_cli("predict", "cat.png", "--json", cwd=tmp_path, check=0)
+    assert json.loads(result.stdout)[0]["path"] == "cat.png" and result.stderr == named
 
 
 def test_an_unknown_fit_in_the_config_is_refused():

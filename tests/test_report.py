@@ -16,7 +16,7 @@ from pipeline.pictures import weights_pixels
 from tests.conftest import run_cli, train_cli
 
 SECTIONS = {"overview", "cost", "misclassified", "weights", "explained", "confusion", "curves", "confident",
-            "settings"}
+            "settings", "provenance"}
 FILES = ["cost_curve.svg", "cost_curve.png", "confusion.png", "roc.svg", "pr.svg", "weights.png",
          "misclassified/grid.png"]
 SVG = "{http://www.w3.org/2000/svg}"
@@ -54,11 +54,13 @@ def small_run(small_data, tmp_path_factory):
 
 
 class Page(HTMLParser):
-    """What a reader of the page gets: section ids, images (src, alt), table rows, the tags used and the text."""
+    """What a reader of the page gets: section ids, images (src, alt), table rows (and each row's class), links,
+    tooltips (title attributes), the tags used and the text."""
 
     def __init__(self, text):
         super().__init__()
         self.sections, self.images, self.rows, self.tags, self.text = [], [], [], set(), []
+        self.row_classes, self.links, self.titles = [], [], []
         self.in_cell = False
         self.feed(text)
 
@@ -71,9 +73,14 @@ class Page(HTMLParser):
             self.images.append(attrs)
         elif tag == "tr":
             self.rows.append([])
+            self.row_classes.append(attrs.get("class"))
+        elif tag == "a":
+            self.links.append(attrs["href"])
         elif tag in ("td", "th"):
             self.rows[-1].append("")
             self.in_cell = True
+        if "title" in attrs:
+            self.titles.append(attrs["title"])
 
     def handle_endtag(self, tag):
         if tag in ("td", "th"):
@@ -241,3 +248,35 @@ def test_a_test_set_of_one_class_gets_a_report_that_says_the_curves_are_undefine
     assert "The test set holds a single class: ROC and precision-recall are undefined." in page.text
     assert ["ROC AUC", "", "undefined"] in page.rows and set(page.sections) == SECTIONS
     assert not (tmp_path / "run" / "roc.svg").exists()
+
+
+def test_numbers_read_as_percentages_and_five_significant_digits_with_every_digit_in_a_tooltip(small_run):
+    import json
+
+    metrics = json.loads((small_run / "metrics.json").read_text())
+    page = Page((small_run / "report.html").read_text())
+    rows = {row[0]: row[1:] for row in page.rows if len(row) == 3}
+    for split, k in (("train", 0), ("test", 1)):
+        m = metrics[split]
+        assert rows["accuracy"][k] == f"{100 * m['accuracy']:.2f} %" and rows["f1"][k] == f"{100 * m['f1']:.2f} %"
+        assert len(rows["log_loss"][k].replace("0.", "", 1).lstrip("0")) == 5  # 5 significant digits, zeros kept
+        assert float(rows["log_loss"][k]) == pytest.approx(m["log_loss"], rel=1e-4)
+        assert str(m["log_loss"]) in page.titles and rows["count"][k] == str(m["count"])
+    assert f"Train accuracy {100 * metrics['train']['accuracy']:.2f} %" in "".join(page.text)
+
+
+def test_the_report_ends_with_the_runs_provenance(small_run, small_data):
+    import hashlib
+    import json
+
+    record = json.loads((small_run / "run.json").read_text())
+    page = Page((small_run / "report.html").read_text())
+    assert page.sections[-1] == "provenance"
+    rows = {row[0]: row[1] for row in page.rows[page.rows.index(["what", "value"]) + 1:]}
+    assert rows["code version"].startswith(f"catneuron {record['versions']['catneuron']}, git commit "
+                                           f"{record['git_commit']}")
+    assert f"numpy {np.__version__}" in rows["packages"] and rows["config file"] == record["config_file"]
+    assert rows["started"] == record["started"].replace("T", " ").replace("+00:00", " UTC")
+    assert rows["duration"] == f"{record['duration_s']:.2f} s"
+    for name in ("train_catvnoncat.h5", "test_catvnoncat.h5"):
+        assert rows[f"data sha256: {name}"] == hashlib.sha256((small_data / name).read_bytes()).hexdigest()

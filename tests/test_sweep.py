@@ -99,12 +99,16 @@ def test_run_json_records_what_makes_the_run_repeatable(small_data, tmp_path):
     record = json.loads((tmp_path / "r" / "run.json").read_text())
     assert record["config_sha256"] == hashlib.sha256((tmp_path / "r" / "config.yaml").read_bytes()).hexdigest()
     assert record["overrides"] == [f"data.dir={small_data}", "train.num_iterations=5", "train.seed=3"]
-    assert record["seed"] == 3 and record["config_file"] == "configs/default.yaml"
+    from pipeline.config import PACKAGED
+
+    assert record["seed"] == 3 and record["config_file"] == str(PACKAGED / "default.yaml")  # the default config
     head = subprocess.run(["git", "-C", ROOT, "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
     assert record["git_commit"] == head and isinstance(record["git_dirty"], bool)
     assert record["versions"]["numpy"] == np.__version__ and record["versions"]["h5py"] == h5py.__version__
     assert record["versions"]["Pillow"] == PIL.__version__ and record["versions"]["python"].startswith("3.")
     assert record["started"].endswith("+00:00") and record["duration_s"] > 0
+    assert record["data_sha256"] == {str(small_data / name): hashlib.sha256((small_data / name).read_bytes()).hexdigest()
+                                     for name in ("train_catvnoncat.h5", "test_catvnoncat.h5")}
 
 
 def test_compare_lists_the_differing_value_and_the_metric_changes(small_data, tmp_path):

@@ -1,6 +1,8 @@
 """Sweep reports on a folder of real `train` runs, and report.html rendered by a real headless Chromium."""
 import csv
+import json
 import os
+import re
 import shutil
 import subprocess
 import xml.etree.ElementTree as ET
@@ -34,12 +36,17 @@ def test_sweep_report_without_summary_builds_the_table_from_the_runs(sweep):
     page = Page(text)
     assert page.sections == ["summary", "cost"] and not page.tags & {"script", "link"}
     rows = page.rows
-    assert rows[0] == ["run", "train.learning_rate", "train accuracy", "test accuracy", "test log_loss", "final cost"]
+    assert rows[0] == ["run", "learning rate", "train accuracy", "test accuracy", "test log loss", "final cost"]
     assert [r[:2] for r in rows[1:]] == [[f"lr-{rate}", str(float(rate))] for rate in RATES]
+    assert page.links == [f"lr-{rate}/report.html" for rate in RATES]  # each run's name opens its report
     for row, rate in zip(rows[1:], RATES):
         with open(sweep / f"lr-{rate}" / "costs.csv") as f:
             last = float(list(csv.DictReader(f))[-1]["cost"])
-        assert float(row[5]) == pytest.approx(last, abs=1e-6)
+        with open(sweep / f"lr-{rate}" / "metrics.json") as f:
+            accuracy = json.load(f)["test"]["accuracy"]
+        assert row[3] == f"{100 * accuracy:.2f} %" and str(accuracy) in page.titles  # every digit in the tooltip
+        assert re.fullmatch(r"0\.\d{5}", row[5]) and float(row[5]) == pytest.approx(last, rel=1e-4)
+        assert repr(last) in page.titles
     [svg_src] = [a["src"] for a in page.images]
     svg_text = decode(svg_src)[1].decode()
     assert svg_text == (sweep / "cost_curves.svg").read_text()
@@ -50,20 +57,31 @@ def test_sweep_report_without_summary_builds_the_table_from_the_runs(sweep):
     finals = [p[-1, 1] for p in polyline_points(svg_text)]  # pixels: larger y is a lower cost
     assert finals[0] < finals[1] < finals[2]
     with Image.open(sweep / "cost_curves.png") as image:
-        assert image.size == (720, 420)
+        assert image.size == (1100, 440)  # the page's width
 
 
 def test_sweep_report_shows_summary_csv_when_the_sweep_wrote_one(sweep, tmp_path):
     folder = shutil.copytree(sweep, tmp_path / "sweep")
-    (folder / "summary.csv").write_text("run,learning_rate,test_accuracy\nlr-0.001,0.001,0.5\nlr-0.02,0.02,0.75\n")
+    (folder / "summary.csv").write_text(
+        "run,train.learning_rate,status,validation_accuracy,test_log_loss,duration_s,best\n"
+        "lr-0.001,0.001,done,0.5,0.6931471805599453,1.25,\n"
+        "lr-0.02,0.02,done,0.7512345,0.1,0.5,validation_accuracy\n"
+        "lr-0.5,0.5,failed,,,,\n")
     run_cli("report", folder, check=0)  # the CLI recognises a sweep folder too
-    rows = Page((folder / "report.html").read_text()).rows
-    assert rows == [["run", "learning_rate", "test_accuracy"], ["lr-0.001", "0.001", "0.5"],
-                    ["lr-0.02", "0.02", "0.75"]]
+    page = Page((folder / "report.html").read_text())
+    assert page.rows == [["run", "learning rate", "status", "validation accuracy", "test log loss", "duration"],
+                         ["lr-0.001", "0.001", "done", "50.00 %", "0.69315", "1.2 s"],
+                         ["lr-0.02", "0.02", "done", "75.12 %", "0.10000", "0.5 s"],
+                         ["lr-0.5", "0.5", "failed", "", "", ""]]
+    assert page.row_classes == [None, None, "best", None]  # the row the sweep ranked best, by its metric
+    assert "Highlighted: lr-0.02, the best run by validation_accuracy." in page.text
+    assert {"0.6931471805599453", "0.7512345", "train.learning_rate"} <= set(page.titles)
+    assert page.links == ["lr-0.001/report.html", "lr-0.02/report.html"]  # lr-0.5 has no run folder
 
 
 def test_sweep_report_log_scale(sweep, tmp_path):
     folder = shutil.copytree(sweep, tmp_path / "sweep")
+    (folder / "sweep.yaml").write_text("sweep: {train.learning_rate: [0.001, 0.005, 0.02]}\n")  # what marks a sweep
     run_cli("report", folder, "--set", "report.cost_scale=log", check=0)
     assert "cost (log scale)" in (folder / "cost_curves.svg").read_text()
 
@@ -78,6 +96,16 @@ def test_sweep_report_refusals_name_the_folder_or_file(sweep, tmp_path):
     (folder / "summary.csv").write_text("")
     with pytest.raises(PipelineError, match="summary.csv: empty; expected a header row$"):
         write_sweep_report(folder)
+    assert not (folder / "report.html").exists()
+
+
+def test_a_folder_of_runs_that_is_not_a_sweep_is_refused_naming_a_run(sweep, tmp_path):
+    folder = shutil.copytree(sweep, tmp_path / "runs")  # as runs/ is: runs, but no sweep.yaml nor summary.csv
+    (folder / "report.html").unlink(missing_ok=True)
+    result = run_cli("report", folder)
+    assert result.returncode == 1 and result.stderr == (
+        f"error: {folder}: a folder of runs, not a sweep (no sweep.yaml); report one run, e.g. {folder / 'lr-0.02'}, "
+        "or compare several with `compare`\n")
     assert not (folder / "report.html").exists()
 
 
