@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline import PipelineError, data, page
-from pipeline.artifacts import load_model, read_costs, read_metrics
+from pipeline.artifacts import load_model, read_costs, read_json, read_metrics
 from pipeline.config import load_config
 from pipeline.curves import auc, average_precision, both_classes, pr_curve, roc_curve
 from pipeline.files import png_bytes, write_bytes, write_png, write_text
@@ -34,24 +34,29 @@ def write_report(folder, overrides=()):
     return write_sweep_report(folder, load_config(runs[0] / "config.yaml", overrides).report.cost_scale)
 
 
-def write_run_report(run_dir, splits=None, config=None):
+def write_run_report(run_dir, splits=None, config=None, training=None):
     """Write report.html and the standalone pictures of a run folder; return the report's path.
 
     splits (train, test Datasets) and config default to what the run folder's config.yaml names; the report
-    reads only the test images, and a folder dataset is taken as prepared (never rebuilt here).
+    reads only the test images, and a folder dataset is taken as prepared (never rebuilt here). training
+    (what training chose, as run.json records it) defaults to run.json's.
     """
     run_dir = Path(run_dir)
     config = config or load_config(run_dir / "config.yaml")
+    if training is None and (run_dir / "run.json").is_file():
+        training = read_json(run_dir / "run.json").get("training")
+    training = training if isinstance(training, dict) else {}
     model = load_model(run_dir / "model.npz")
     metrics = read_metrics(run_dir / "metrics.json")
-    iterations, costs = read_costs(run_dir / "costs.csv", config.report.cost_scale == "log")
+    iterations, costs, val_costs = read_costs(run_dir / "costs.csv", config.report.cost_scale == "log", True)
     if splits is None:
         splits = _saved_splits(config)
     train_set, test_set = splits
     P = model.predict_proba(test_set.x)  # (1, m)
 
-    cost = line_chart([("", iterations, costs)], "Cost during training", "iteration", "cost",
-                      log_y=config.report.cost_scale == "log")
+    series = [("training", iterations, costs), ("validation", iterations, val_costs)] if val_costs else \
+        [("", iterations, costs)]
+    cost = line_chart(series, "Cost during training", "iteration", "cost", log_y=config.report.cost_scale == "log")
     write_text(run_dir / "cost_curve.svg", svg(cost))
     write_png(run_dir / "cost_curve.png", png(cost))
     confusion = png_bytes(confusion_image({"train": metrics["train"]["confusion"],
@@ -62,7 +67,9 @@ def write_run_report(run_dir, splits=None, config=None):
     curves, auc_row = _curves(run_dir, test_set.y, P)
 
     (tn, fp), (fn, tp) = metrics["test"]["confusion"]
-    glance = (f"{config.train.num_iterations} iterations at learning rate {config.train.learning_rate:g}: "
+    lr = training.get("learning_rate", config.train.learning_rate)
+    glance = (f"{config.train.num_iterations} iterations at learning rate {lr if isinstance(lr, str) else f'{lr:.4g}'}"
+              + " (auto)" * (config.train.learning_rate == "auto") + _stopping(training) + ": "
               f"cost {costs[0]:.4f} to {costs[-1]:.4f}. Train accuracy {metrics['train']['accuracy']:.1%}, "
               f"test accuracy {metrics['test']['accuracy']:.1%}: {fn} {model.classes[1]} images missed and "
               f"{fp} {model.classes[0]} images taken for {model.classes[1]}, out of {tn + fp + fn + tp}.")
@@ -95,10 +102,24 @@ def _settings(config, splits, model):
     return page.table(("setting", "value"), rows)
 
 
+def _stopping(training):
+    """The glance line's words on early stopping, from the training record."""
+    if training.get("best_iteration") is None or not training.get("early_stopping"):
+        return ""
+    stop = f"stopped at iteration {training['stopped_at']}, " if training.get("stopped_at") is not None else ""
+    return f" ({stop}weights of iteration {training['best_iteration']}, the lowest validation cost)"
+
+
 def _metrics_table(metrics, auc_row):
-    names = ("accuracy", "precision", "recall", "f1", "log_loss", "count")
-    rows = [(n, *(f"{metrics[s][n]:.4g}" for s in ("train", "test"))) for n in names]
-    return page.table(("metric", "train", "test"), rows + [auc_row], numeric=(1, 2))
+    """Each split's metrics; the baselines sit next to accuracy. Runs from before roc_auc was recorded in
+    metrics.json show the test ROC AUC of auc_row."""
+    splits = [s for s in ("train", "validation", "test") if s in metrics]
+    names = ("accuracy", "majority_accuracy", "roc_auc", "average_precision", "precision", "recall", "f1",
+             "log_loss", "count")
+    fmt = lambda v: "" if v is None else f"{v:.4g}"
+    rows = [(n, *(fmt(metrics[s][n]) for s in splits)) for n in names if all(n in metrics[s] for s in splits)]
+    extra = [] if "roc_auc" in metrics["test"] else [auc_row]
+    return page.table(("metric", *splits), rows + extra, numeric=range(1, len(splits) + 1))
 
 
 def _curves(run_dir, Y, P):
