@@ -169,8 +169,8 @@ def read_costs(path, positive=False, validation=False):
     except FileNotFoundError:
         raise PipelineError(f"{path}: no such file") from None
     if not rows or rows[0] not in COST_HEADERS or len(rows) < 2:
-        raise PipelineError(f"{path}: expected a header 'iteration,cost' (and maybe ',validation_cost') "
-                            "and at least one row")
+        raise PipelineError(f"{path}: expected a header 'iteration,cost' and at least one row "
+                            "(or the header 'iteration,cost,validation_cost')")
     width = len(rows[0])
     try:
         if any(len(r) != width for r in rows):

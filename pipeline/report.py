@@ -116,7 +116,7 @@ def _metrics_table(metrics, auc_row):
     splits = [s for s in ("train", "validation", "test") if s in metrics]
     names = ("accuracy", "majority_accuracy", "roc_auc", "average_precision", "precision", "recall", "f1",
              "log_loss", "count")
-    fmt = lambda v: "" if v is None else f"{v:.4g}"
+    fmt = lambda v: "undefined" if v is None else f"{v:.4g}"  # roc_auc of a single-class split
     rows = [(n, *(fmt(metrics[s][n]) for s in splits)) for n in names if all(n in metrics[s] for s in splits)]
     extra = [] if "roc_auc" in metrics["test"] else [auc_row]
     return page.table(("metric", *splits), rows + extra, numeric=range(1, len(splits) + 1))
