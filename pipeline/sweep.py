@@ -30,7 +30,7 @@ from pipeline.train import load_splits, train
 
 SWEEP_FILE = "sweep.yaml"
 INCOMPLETE = ".incomplete"
-SHORT = {"train.learning_rate": "lr", "train.num_iterations": "it", "features.scaling": "",
+SHORT = {"train.learning_rate": "lr", "train.num_iterations": "it", "features.scaling": "", "train.l2": "l2=",
          "evaluate.threshold": "t"}  # folder-name prefixes; other keys use their own name
 COLUMNS = ["final_cost", "train_accuracy", "test_accuracy", "train_log_loss", "test_log_loss", "duration_s"]
 VALIDATION_COLUMNS = ["validation_accuracy", "validation_majority_accuracy", "validation_log_loss",
