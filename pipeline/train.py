@@ -206,10 +206,7 @@ def train(config, train_set, test_set, name, run_dir=None, on_cost=None, on_step
                       threshold=threshold, fit=config.data.fit, resample=config.data.resample)
         write_text(run_dir / "config.yaml", dump_config(config))
         save_model(run_dir / "model.npz", model)
-        every = config.train.print_every
-        rows = zip(*([costs] + ([monitor.costs] if monitor else [])))
-        write_text(run_dir / "costs.csv", "iteration,cost" + ",validation_cost" * bool(monitor) + "\n"
-                   + "".join(f"{k * every}," + ",".join(map(repr, row)) + "\n" for k, row in enumerate(rows)))
+        write_text(run_dir / "costs.csv", costs_csv(config.train.print_every, costs, monitor and monitor.costs))
         metrics = evaluate(model, train_set, test_set, run_dir, config.evaluate.enlarge, val_set)
         training = {"learning_rate": lr, "learning_rate_auto": config.train.learning_rate == "auto",
                     "stability_limit": None if L is None else 2 / L, "stopped_at": monitor and monitor.stopped,
@@ -220,6 +217,13 @@ def train(config, train_set, test_set, name, run_dir=None, on_cost=None, on_step
         record = provenance(config, overrides, config_file, started, time.perf_counter() - clock)
         write_run_json(run_dir, {**record, "training": training})
     return run_dir, model, metrics
+
+
+def costs_csv(every, costs, validation_costs=None):
+    """costs.csv: `iteration,cost` rows at full precision, with a validation_cost column when given."""
+    columns = [costs] + ([validation_costs] if validation_costs else [])
+    return "iteration,cost" + ",validation_cost" * bool(validation_costs) + "\n" + "".join(
+        f"{k * every}," + ",".join(map(repr, row)) + "\n" for k, row in enumerate(zip(*columns)))
 
 
 @contextlib.contextmanager

@@ -36,7 +36,7 @@ def make_photo(task):
         draw.ellipse(box, fill=colour)
     side = min(w, h)
     r = int(side * rng.uniform(0.1, 0.22))  # the subject: a fifth to half of the short side wide
-    cx, cy = w // 2 + int(rng.integers(-side // 4, side // 4 + 1)), h // 2 + int(rng.integers(-side // 4, side // 4 + 1))
+    cx, cy = (c // 2 + int(rng.integers(-side // 4, side // 4 + 1)) for c in (w, h))  # near the middle
     shade = int(rng.integers(-70, 71))
     if Path(path).parent.name == "cat":
         fur = (min(255, 235 + shade // 2), 140 + shade, max(0, 40 + shade))  # orange
@@ -46,7 +46,8 @@ def make_photo(task):
         draw.ellipse((cx - r, cy - r, cx + r, cy + r), fill=fur)
         for sx in (-1, 1):
             e = max(1, r // 6)
-            draw.ellipse((cx + sx * r // 2 - e, cy - r // 4 - e, cx + sx * r // 2 + e, cy - r // 4 + e), fill=(30, 30, 20))
+            ex, ey = cx + sx * r // 2, cy - r // 4
+            draw.ellipse((ex - e, ey - e, ex + e, ey + e), fill=(30, 30, 20))
     else:
         box = (60 + shade, 110 + shade, min(255, 190 + shade // 2))  # blue-grey
         draw.rectangle((cx - r, cy - r, cx + r, cy + r), fill=box)

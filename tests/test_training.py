@@ -75,7 +75,8 @@ def test_metrics_hold_validation_and_the_baselines_and_the_model_beats_guessing(
     sizes = {s: metrics[s]["count"] for s in metrics}
     assert sizes == {"train": 155, "validation": 52, "test": 52}  # 60/20/20 of 259, stratified
     for m in metrics.values():
-        assert {"accuracy", "log_loss", "f1", "confusion", "majority_accuracy", "roc_auc", "average_precision"} <= set(m)
+        assert {"accuracy", "log_loss", "f1", "confusion", "majority_accuracy", "roc_auc",
+                "average_precision"} <= set(m)
     with h5py.File(run.parent / "data" / "processed" / "photos" / "train.h5", "r") as f:
         majority = int(2 * f["train_set_y"][()].sum() > f["train_set_y"].shape[0])
     with h5py.File(run.parent / "data" / "processed" / "photos" / "test.h5", "r") as f:
@@ -315,3 +316,27 @@ def test_the_folder_example_is_as_good_as_logistic_regression_with_cross_validat
     ours = json.loads((run / "metrics.json").read_text())["test"]["accuracy"]
     print(f"folder example {ours:.4f}, logistic regression with l2 = {best} chosen by 5-fold CV {reference:.4f}")
     assert ours >= reference - 0.015
+
+
+def test_evaluate_keeps_the_threshold_chosen_on_validation_and_the_validation_metrics(auto_run):
+    run, _ = auto_run
+    before = (run / "metrics.json").read_text()
+    (run / "metrics.json").unlink()
+    run_cli("evaluate", "--run", run, cwd=run.parent, check=0)
+    assert (run / "metrics.json").read_text() == before
+
+
+@pytest.mark.parametrize("setting, message", [
+    ("evaluate.threshold=best", "evaluate.threshold must be auto or a number, got 'best'"),
+    ("train.learning_rate=-1", "train.learning_rate must be > 0, got -1"),
+    ("train.class_weight=heavy", "train.class_weight must be one of none, balanced, got 'heavy'"),
+    ("evaluate.threshold_metric=recall", "evaluate.threshold_metric must be one of accuracy, f1, balanced_accuracy"),
+    ("evaluate.rank_by=test_accuracy", "evaluate.rank_by must be one of log_loss, accuracy, f1, roc_auc, "
+                                       "average_precision, got 'test_accuracy'"),
+    ("train.patience=0", "train.patience must be >= 1, got 0"),
+    ("train.early_stopping=maybe", "train.early_stopping must be a bool, got 'maybe'"),
+])
+def test_bad_training_settings_are_refused_naming_the_key(setting, message):
+    result = run_cli("train", "--set", setting)
+    assert result.returncode == 1 and result.stderr.startswith(f"error: --set {setting}: {message}")
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
