@@ -173,12 +173,16 @@ def test_the_course_data_can_carve_a_validation_split(course_dir, tmp_path):
 
 
 def test_a_sweep_on_a_folder_picks_its_best_run_by_validation(auto_run, photos):
-    result = run_cli("sweep", "--config", ROOT / "configs" / "folder_sweep.yaml", "--set", "data.root=photos",
-                     "--set", "train.num_iterations=200", "--sweep-dir", photos / "sw", "--jobs", "2", cwd=photos)
+    # configs/folder_sweep.yaml with two of its four l2 values (a sweep: block merges key by key with its base's)
+    config = photos / "sweep.yaml"
+    config.write_text(f"base: {ROOT / 'configs' / 'folder_sweep.yaml'}\nsweep:\n  train.l2: [0.0, 100.0]\n")
+    result = run_cli("sweep", "--config", config, "--set", "data.root=photos", "--set", "train.num_iterations=200",
+                     "--sweep-dir", photos / "sw", "--jobs", "2", cwd=photos)
     assert result.returncode == 0, result.stderr
     with open(photos / "sw" / "summary.csv", newline="") as f:
         rows = list(csv.DictReader(f))
-    assert len(rows) == 8 and {r["status"] for r in rows} == {"done"}
+    assert [r["run"] for r in rows] == ["l2-0.0_lrauto", "l2-0.0_lr0.0005", "l2-100.0_lrauto", "l2-100.0_lr0.0005"]
+    assert {r["status"] for r in rows} == {"done"}
     assert {"validation_accuracy", "validation_log_loss", "validation_roc_auc", "best"} <= set(rows[0])
     best = [r for r in rows if r["best"]]
     assert len(best) == 1 and best[0]["best"] == "validation_log_loss"
