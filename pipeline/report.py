@@ -67,9 +67,9 @@ def write_run_report(run_dir, splits=None, config=None, training=None):
     curves, auc_row = _curves(run_dir, test_set.y, P)
 
     (tn, fp), (fn, tp) = metrics["test"]["confusion"]
-    lr = training.get("learning_rate", config.train.learning_rate)
-    glance = (f"{config.train.num_iterations} iterations at learning rate {lr if isinstance(lr, str) else f'{lr:.4g}'}"
-              + " (auto)" * (config.train.learning_rate == "auto") + _stopping(training) + ": "
+    lr = training.get("learning_rate", config.train.learning_rate)  # the rate used; "auto" for an old run
+    rate = lr if isinstance(lr, str) else f"{lr:.4g}" + " (auto)" * (config.train.learning_rate == "auto")
+    glance = (f"{config.train.num_iterations} iterations at learning rate {rate}{_stopping(training)}: "
               f"cost {costs[0]:.4f} to {costs[-1]:.4f}. Train accuracy {metrics['train']['accuracy']:.1%}, "
               f"test accuracy {metrics['test']['accuracy']:.1%}: {fn} {model.classes[1]} images missed and "
               f"{fp} {model.classes[0]} images taken for {model.classes[1]}, out of {tn + fp + fn + tp}.")
