@@ -355,3 +355,36 @@ def test_bad_training_settings_are_refused_naming_the_key(setting, message):
     result = run_cli("train", "--set", setting)
     assert result.returncode == 1 and result.stderr.startswith(f"error: --set {setting}: {message}")
     assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+
+
+def test_gram_primal_and_streaming_agree_with_auto_rate_early_stopping_and_class_weights(tmp_path):
+    """The monitor, the weights and the curvature estimate go through every solver: the same costs, validation
+    costs, best iteration and threshold from gram, primal and primal over streaming.Chunks."""
+    from tests.test_data import write_split
+
+    rng = np.random.default_rng(3)
+    for split, m in (("train", 90), ("test", 20)):  # 8x8 images, a third cats (brighter), noisy enough to overfit
+        y = (np.arange(m) % 3 == 0).astype(np.int64)
+        x = rng.integers(0, 200, size=(m, 8, 8, 3)) + 40 * y[:, None, None, None]
+        write_split(tmp_path / f"{split}_catvnoncat.h5", split, x.astype(np.uint8), y)
+    sets = ["data.val_fraction=0.3", "train.learning_rate=auto", "train.early_stopping=true", "train.patience=3",
+            "train.class_weight=balanced", "train.num_iterations=3000", "train.print_every=20",
+            "evaluate.threshold=auto"]
+    runs = {}
+    for name, extra in (("gram", ["train.solver=gram"]), ("primal", ["train.solver=primal"]),
+                        ("streaming", ["train.streaming=true", "train.chunk_size=16"])):
+        args = ["train", "--set", f"data.dir={tmp_path}", "--run-dir", tmp_path / name]
+        for s in sets + extra:
+            args += ["--set", s]
+        run_cli(*args, check=0)
+        runs[name] = (costs_table(tmp_path / name), json.loads((tmp_path / name / "run.json").read_text())["training"])
+    gram_rows, gram_training = runs["gram"]
+    for name in ("primal", "streaming"):
+        rows, training = runs[name]
+        assert [r["iteration"] for r in rows] == [r["iteration"] for r in gram_rows]
+        for key in ("cost", "validation_cost"):
+            np.testing.assert_allclose([float(r[key]) for r in rows], [float(r[key]) for r in gram_rows], atol=1e-9)
+        assert training["best_iteration"] == gram_training["best_iteration"]
+        assert training["learning_rate"] == pytest.approx(gram_training["learning_rate"], rel=1e-9)
+        assert training["threshold"] == pytest.approx(gram_training["threshold"], abs=1e-6)
+    assert 0 < gram_training["best_iteration"] < gram_training["stopped_at"] < 2980
