@@ -169,34 +169,47 @@ def read_metrics(path):
     return metrics
 
 
-def read_costs(path, positive=False):
-    """(iterations, costs) from a costs.csv of `iteration,cost` rows, refusing anything else."""
+COST_HEADERS = (["iteration", "cost"], ["iteration", "cost", "validation_cost"])
+
+
+def read_costs(path, positive=False, validation=False):
+    """(iterations, costs) from a costs.csv of `iteration,cost` rows (or `iteration,cost,validation_cost`, as
+    a run with a validation split writes it), refusing anything else. validation: (iterations, costs,
+    validation costs or None)."""
     try:
         with open(path, newline="", encoding="utf-8") as f:
             rows = list(csv.reader(f))
     except FileNotFoundError:
         raise PipelineError(f"{path}: no such file") from None
-    if not rows or rows[0] != ["iteration", "cost"] or len(rows) < 2:
-        raise PipelineError(f"{path}: expected a header 'iteration,cost' and at least one row")
+    if not rows or rows[0] not in COST_HEADERS or len(rows) < 2:
+        raise PipelineError(f"{path}: expected a header 'iteration,cost' and at least one row "
+                            "(or the header 'iteration,cost,validation_cost')")
+    width = len(rows[0])
     try:
-        iterations, costs = [int(r[0]) for r in rows[1:]], [float(r[1]) for r in rows[1:]]
-    except (ValueError, IndexError):
-        raise PipelineError(f"{path}: every row must be 'iteration,cost' with numbers") from None
-    if not np.all(np.isfinite(costs)) or (positive and min(costs) <= 0):
+        if any(len(r) != width for r in rows):
+            raise ValueError
+        iterations = [int(r[0]) for r in rows[1:]]
+        columns = [[float(r[k]) for r in rows[1:]] for k in range(1, width)]
+    except ValueError:
+        raise PipelineError(f"{path}: every row must be '{','.join(rows[0])}' with numbers") from None
+    if not np.all(np.isfinite(columns)) or (positive and np.min(columns) <= 0):
         raise PipelineError(f"{path}: costs must be finite{' and positive for report.cost_scale log' * positive}")
-    return iterations, costs
+    if validation:
+        return iterations, columns[0], columns[1] if width == 3 else None
+    return iterations, columns[0]
 
 
 def read_run(run_dir):
     """A finished run folder as (config, metrics, record): metrics flat (final_cost, train_accuracy,
-    test_log_loss, ...: every number of metrics.json and the last recorded cost), record its run.json ({} if none).
+    validation_log_loss, test_log_loss, ...: every number of metrics.json and the last recorded cost), record
+    its run.json ({} if none).
     """
     run_dir = Path(run_dir)
     config = load_config(run_dir / "config.yaml")
     result = read_metrics(run_dir / "metrics.json")
     metrics = {"final_cost": read_costs(run_dir / "costs.csv")[1][-1]}
-    for split in ("train", "test"):
-        for key, value in result[split].items():
+    for split in ("train", "validation", "test"):
+        for key, value in result.get(split, {}).items():
             if isinstance(value, (int, float)) and key != "count":
                 metrics[f"{split}_{key}"] = value
     record = read_json(run_dir / "run.json") if (run_dir / "run.json").exists() else {}

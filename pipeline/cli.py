@@ -69,16 +69,17 @@ def cmd_audit(args):
 
 
 def cmd_train(args):
-    from pipeline.train import load_data, train
+    from pipeline.train import load_splits, train
 
     config = load_config(args.config, args.set)
-    splits = load_data(config, **_prepare_options(args))
+    train_set, val_set, test_set = load_splits(config, **_prepare_options(args))
     n = config.train.num_iterations
     with progress(args, total=n, desc="train", unit="it") as bar:
-        run_dir, model, _ = train(config, *splits, Path(args.config).stem, args.run_dir,
+        run_dir, model, _ = train(config, train_set, test_set, Path(args.config).stem, args.run_dir,
                                   on_cost=lambda i, cost: tqdm.write(f"Cost after iteration {i}: {cost:f}"),
-                                  on_step=lambda i: bar.update(), overrides=args.set, config_file=args.config)
-    _print_accuracies(model, splits)
+                                  on_step=lambda i: bar.update(), overrides=args.set, config_file=args.config,
+                                  val_set=val_set, log=info)
+    _print_accuracies(model, (train_set, test_set))
     info(f"run folder: {run_dir}")
 
 
@@ -86,7 +87,7 @@ def cmd_evaluate(args):
     from pipeline.artifacts import latest_run, load_model
     from pipeline.evaluate import evaluate
     from pipeline.report import write_run_report
-    from pipeline.train import load_data
+    from pipeline.train import load_splits
 
     run_dir = Path(args.run) if args.run else _latest(latest_run(), print, "run")
     if not (run_dir / "config.yaml").is_file():
@@ -94,9 +95,12 @@ def cmd_evaluate(args):
                             + ("; it is a sweep folder: pick one of its runs" * (run_dir / "summary.csv").is_file()))
     config = load_config(run_dir / "config.yaml", args.set)
     # the config's threshold, so that `--set evaluate.threshold=...` changes the metrics as well as the report
-    model = dataclasses.replace(load_model(run_dir / "model.npz"), threshold=config.evaluate.threshold)
-    train_set, test_set = load_data(config, **_prepare_options(args))
-    evaluate(model, train_set, test_set, run_dir, config.evaluate.enlarge)
+    # (auto: the one chosen on validation when training, stored in the model)
+    model = load_model(run_dir / "model.npz")
+    if config.evaluate.threshold != "auto":
+        model = dataclasses.replace(model, threshold=config.evaluate.threshold)
+    train_set, val_set, test_set = load_splits(config, **_prepare_options(args))
+    evaluate(model, train_set, test_set, run_dir, config.evaluate.enlarge, val_set)
     write_run_report(run_dir, (train_set, test_set), config)
     _print_accuracies(model, (train_set, test_set))
     info(f"rewrote {run_dir / 'metrics.json'}, {run_dir / 'misclassified'} and {run_dir / 'report.html'}")
@@ -182,15 +186,21 @@ def cmd_sweep(args):
         def done(name, error):
             bar.update()
             info(f"{sweep_dir / name}: {'failed: ' + error if error else 'done'}")
+        failed = None
         try:
             rows = sweep.run(sweep_dir, points, data, args.jobs, args.set, config_file, on_done=done)
+        except sweep.PointsFailed as e:  # the table and the report are still written, the failed points marked
+            rows, failed = e.rows, e
         except KeyboardInterrupt:
             info(f"{sweep_dir}: interrupted; finished runs are kept; "
                  f"finish with: python -m pipeline sweep --resume {sweep_dir}")
             raise
     print(sweep.markdown(rows), end="")
-    info(f"wrote {write_sweep_report(sweep_dir)}")
+    if any(row["status"] == "done" for row in rows):
+        info(f"wrote {write_sweep_report(sweep_dir)}")
     info(f"sweep folder: {sweep_dir}")
+    if failed:
+        raise failed
 
 
 def cmd_compare(args):

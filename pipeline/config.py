@@ -18,6 +18,9 @@ from pipeline.images import FITS, RESAMPLES
 from pipeline.solvers import DTYPES, SOLVERS
 
 
+RANK_METRICS = ("log_loss", "accuracy", "f1", "roc_auc", "average_precision")  # log_loss: lower is better
+
+
 def _positive(v):
     return None if v > 0 else "must be > 0"
 
@@ -50,8 +53,9 @@ def _auto_or_bool(v):
     return None if v == "auto" or v is True or v is False else "must be auto, true or false"
 
 
-def _key(default, check=None):
-    return field(default=default, metadata={"check": check})
+def _key(default, check=None, auto=False):
+    """A config field; auto: the string 'auto' is accepted besides the field's type (computed from the data)."""
+    return field(default=default, metadata={"check": check, "auto": auto})
 
 
 @dataclass(frozen=True)
@@ -80,7 +84,7 @@ class FeaturesConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    learning_rate: float = _key(0.005, _positive)
+    learning_rate: float = _key(0.005, _positive, auto=True)  # or auto: 1.5/L (docs/training.md)
     num_iterations: int = _key(2000, _at_least(1))
     print_every: int = _key(100, _at_least(1))
     seed: int = _key(0, _at_least(0))
@@ -89,12 +93,18 @@ class TrainConfig:
     l2: float = _key(0.0, _at_least(0))
     streaming: object = _key("auto", _auto_or_bool)
     chunk_size: int = _key(512, _at_least(1))
+    stability_check: bool = _key(False)  # estimate 2/L before training and warn when learning_rate is above it
+    early_stopping: bool = _key(False)  # keep the weights of the lowest validation cost
+    patience: int = _key(10, _at_least(1))  # recorded iterations without a better validation cost before stopping
+    class_weight: str = _key("none", _one_of("none", "balanced"))
 
 
 @dataclass(frozen=True)
 class EvaluateConfig:
-    threshold: float = _key(0.5, _open_unit)
+    threshold: float = _key(0.5, _open_unit, auto=True)  # or auto: chosen on the validation split
     enlarge: int = _key(4, _at_least(1))
+    threshold_metric: str = _key("accuracy", _one_of("accuracy", "f1", "balanced_accuracy"))
+    rank_by: str = _key("log_loss", _one_of(*RANK_METRICS))  # the validation metric sweeps rank their runs by
 
 
 @dataclass(frozen=True)
@@ -232,9 +242,13 @@ def _section(cls, name, values, where):
 
 def _checked(f, dotted, value, where):
     """value for the dataclass field f (named dotted), as its type, or a PipelineError saying what is wrong."""
+    if f.metadata["auto"] and value == "auto":
+        return value
     if f.type is float and isinstance(value, str) and SCIENTIFIC.fullmatch(value.strip()):
         value = float(value)  # YAML 1.1 reads 1e-3 (no dot) as a string; a learning rate is often written so
     problem = _type_problem(value, f.type)
+    if problem and f.metadata["auto"]:
+        problem = problem.replace("must be", "must be auto or", 1)
     if problem is None and f.metadata["check"]:
         problem = f.metadata["check"](value)
     if problem:

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
+from pipeline.curves import auc, average_precision, both_classes, pr_curve, roc_curve
 from pipeline.files import replace_dir, write_png, write_text
 from pipeline.model import cross_entropy, sigmoid
 
@@ -38,16 +39,57 @@ def lesson_accuracy(Y, Z, threshold):
     return 100 - np.mean(np.abs(Y_prediction - Y)) * 100
 
 
-def evaluate(model, train, test, run_dir, enlarge=4):
-    """Write metrics.json and misclassified/ for model on the train and test Datasets; return the metrics."""
+def evaluate(model, train, test, run_dir, enlarge=4, validation=None):
+    """Write metrics.json and misclassified/ for model on the train, validation (if any) and test Datasets;
+    return the metrics."""
     run_dir = Path(run_dir)
     result = {}
-    for name, split in (("train", train), ("test", test)):
-        result[name] = metrics(split.y, model.logits(split.x), model.threshold)
+    majority = majority_class(train.y)
+    for name, split in (("train", train), ("validation", validation), ("test", test)):
+        if split is not None:
+            Z = model.logits(split.x)  # (1, m)
+            result[name] = {**metrics(split.y, Z, model.threshold), **baselines(split.y, sigmoid(Z), majority)}
     write_text(run_dir / "metrics.json", json.dumps(result, indent=2) + "\n")
     probs = model.predict_proba(test.x)  # (1, m)
     replace_dir(run_dir / "misclassified", lambda d: write_misclassified(d, test, probs, model, enlarge))
     return result
+
+
+def majority_class(Y):
+    """The label most common in Y (1, m) (0 on a tie): what always answering one class would answer."""
+    return int(2 * int(np.sum(Y == 1)) > Y.shape[1])
+
+
+def baselines(Y, P, majority):
+    """majority_accuracy (always answering the training set's majority class), roc_auc and average_precision
+    of probabilities P against labels Y, both (1, m); the last two are None when Y holds a single class."""
+    result = {"majority_accuracy": float(np.mean(Y == majority)), "roc_auc": None, "average_precision": None}
+    if both_classes(Y):
+        result["roc_auc"] = auc(*roc_curve(Y, P))
+        result["average_precision"] = average_precision(*pr_curve(Y, P))
+    return result
+
+
+def choose_threshold(Y, P, metric="accuracy"):
+    """The threshold t maximising metric (accuracy, f1 or balanced_accuracy) of the predictions P > t against
+    labels Y, both (1, m): every cut between two neighbouring distinct probabilities is tried (and one below
+    and one above them all), each at the midpoint; among equal scores the cut closest to 0.5 wins."""
+    y, p = Y.ravel() == 1, P.ravel()  # (1, m) -> (m,)
+    order = np.argsort(p, kind="stable")
+    y, p = y[order], p[order]
+    last = np.r_[np.flatnonzero(np.diff(p)), p.size - 1]  # index of the last example of each distinct probability
+    fn = np.r_[0, np.cumsum(y)[last]]  # positives at or below each cut (k + 1 cuts for k distinct values)
+    tn = np.r_[0, np.cumsum(~y)[last]]
+    pos, neg = int(y.sum()), int((~y).sum())
+    tp, fp = pos - fn, neg - tn
+    cuts = np.r_[p[0] / 2, (p[last[:-1]] + p[last[:-1] + 1]) / 2, (p[-1] + 1) / 2]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        score = {"accuracy": (tp + tn) / p.size, "f1": 2 * tp / (2 * tp + fp + fn),
+                 "balanced_accuracy": (tp / max(pos, 1) + tn / max(neg, 1)) / 2}[metric]
+    score = np.nan_to_num(score)
+    best = np.flatnonzero(score >= score.max() - 1e-12)
+    t = cuts[best[np.argmin(np.abs(cuts[best] - 0.5))]]
+    return float(np.clip(t, 1e-12, 1 - 1e-12))  # the threshold lives in (0, 1)
 
 
 def write_misclassified(folder, test, probs, model, enlarge=4):

@@ -44,20 +44,26 @@ def write_run_report(run_dir, splits=None, config=None, record=None):
 
     splits (train, test Datasets) and config default to what the run folder's config.yaml names; the report
     reads only the test images, and a folder dataset is taken as prepared (never rebuilt here). record is the
-    run's provenance (default: its run.json, which train writes after the report).
+    run's record: provenance and what training chose (default: its run.json, which train writes after the report).
     """
     run_dir = Path(run_dir)
     config = config or load_config(run_dir / "config.yaml")
+    if record is None and (run_dir / "run.json").is_file():
+        record = read_json(run_dir / "run.json")
+    training = (record or {}).get("training")
+    training = training if isinstance(training, dict) else {}
     model = load_model(run_dir / "model.npz")
     metrics = read_metrics(run_dir / "metrics.json")
-    iterations, costs = read_costs(run_dir / "costs.csv", config.report.cost_scale == "log")
+    iterations, costs, val_costs = read_costs(run_dir / "costs.csv", config.report.cost_scale == "log", True)
     if splits is None:
         splits = _saved_splits(config)
     train_set, test_set = splits
     P = model.predict_proba(test_set.x)  # (1, m)
 
-    cost = line_chart([("", iterations, costs)], "Cost during training", "iteration", "cost",
-                      log_y=config.report.cost_scale == "log", size=WIDE)
+    series = [("training", iterations, costs), ("validation", iterations, val_costs)] if val_costs else \
+        [("", iterations, costs)]
+    cost = line_chart(series, "Cost during training", "iteration", "cost", log_y=config.report.cost_scale == "log",
+                      size=WIDE)
     write_text(run_dir / "cost_curve.svg", svg(cost))
     write_png(run_dir / "cost_curve.png", png(cost))
     confusion = png_bytes(confusion_image({"train": metrics["train"]["confusion"],
@@ -68,7 +74,9 @@ def write_run_report(run_dir, splits=None, config=None, record=None):
     curves, auc_row = _curves(run_dir, test_set.y, P)
 
     (tn, fp), (fn, tp) = metrics["test"]["confusion"]
-    glance = (f"{config.train.num_iterations} iterations at learning rate {config.train.learning_rate:g}: "
+    lr = training.get("learning_rate", config.train.learning_rate)  # the rate used; "auto" for an old run
+    rate = lr if isinstance(lr, str) else f"{lr:.4g}" + " (auto)" * (config.train.learning_rate == "auto")
+    glance = (f"{config.train.num_iterations} iterations at learning rate {rate}{_stopping(training)}: "
               f"cost {page.number(costs[0])} to {page.number(costs[-1])}. "
               f"Train accuracy {page.percent(metrics['train']['accuracy'])}, "
               f"test accuracy {page.percent(metrics['test']['accuracy'])}: {fn} {model.classes[1]} images missed and "
@@ -127,12 +135,30 @@ def _provenance(run_dir, record=None):
     return page.table(("what", "value"), rows, css_class="provenance")
 
 
+def _stopping(training):
+    """The glance line's words on early stopping, from the training record."""
+    if training.get("best_iteration") is None or not training.get("early_stopping"):
+        return ""
+    stop = f"stopped at iteration {training['stopped_at']}, " if training.get("stopped_at") is not None else ""
+    return f" ({stop}weights of iteration {training['best_iteration']}, the lowest validation cost)"
+
+
 def _metrics_table(metrics, auc_row):
-    rates = ("accuracy", "precision", "recall", "f1")
-    shown = lambda n, v: page.percent(v) if n in rates else str(v) if n == "count" else page.number(v)
-    rows = [(n, *(page.tip(shown(n, metrics[s][n]), metrics[s][n]) for s in ("train", "test")))
-            for n in (*rates, "log_loss", "count")]
-    return page.table(("metric", "train", "test"), rows + [auc_row], numeric=(1, 2))
+    """Each split's metrics; the baselines sit next to accuracy. Runs from before roc_auc was recorded in
+    metrics.json show the test ROC AUC of auc_row."""
+    splits = [s for s in ("train", "validation", "test") if s in metrics]
+    names = ("accuracy", "majority_accuracy", "roc_auc", "average_precision", "precision", "recall", "f1",
+             "log_loss", "count")
+    rates = ("accuracy", "majority_accuracy", "precision", "recall", "f1")
+
+    def shown(n, v):
+        if v is None:
+            return "undefined"  # roc_auc of a single-class split
+        return page.percent(v) if n in rates else str(v) if n == "count" else page.number(v)
+    rows = [(n, *(page.tip(shown(n, metrics[s][n]), metrics[s][n]) for s in splits)) for n in names
+            if all(n in metrics[s] for s in splits)]
+    extra = [] if "roc_auc" in metrics["test"] else [auc_row]
+    return page.table(("metric", *splits), rows + extra, numeric=range(1, len(splits) + 1))
 
 
 def _curves(run_dir, Y, P):

@@ -41,27 +41,57 @@ def choose_solver(m, n_x, num_iterations, itemsize=8, available=None):
     return "gram" if gram_work < primal_work and m * m * itemsize <= available / 4 else "primal"
 
 
-def descend(gradient, params, train_config, on_cost=None, on_step=None):
+def descend(gradient, params, train_config, on_cost=None, on_step=None, monitor=None):
     """Full-batch gradient descent as pipeline.model.optimize does it, on any parameters.
 
     gradient(params) returns (grads, cost), grads keyed like params; arrays are updated in place. Returns
     the costs recorded every print_every iterations from iteration 0; on_cost(i, cost) and on_step(i) as in
-    optimize.
+    optimize. monitor(i, params), if given, sees the parameters of each recorded cost (before their update);
+    it returning True stops the descent there (early stopping).
     """
     lr, every = train_config.learning_rate, train_config.print_every
     check, costs = DivergenceCheck(lr), []
     for i in range(train_config.num_iterations):
         grads, cost = gradient(params)
         check(i, cost)
-        for key, g in grads.items():
-            params[key] -= lr * g
         if i % every == 0:
             costs.append(cost)
             if on_cost:
                 on_cost(i, cost)
+            if monitor and monitor(i, params):
+                break
+        for key, g in grads.items():
+            params[key] -= lr * g
         if on_step:
             on_step(i)
     return costs
+
+
+def curvature(blocks, n_x, m, l2=0.0, weights=None, iterations=50, rtol=1e-6):
+    """L, the largest curvature of the cost over (w, b): lambda_max(X1 S X1.T) / (4m) + l2/m, where X1 is X
+    (n_x, m) with a row of ones for b, S the diagonal of weights (1, m) (or ones) and 1/4 the largest slope of
+    the sigmoid. Gradient descent is stable below a step of 2/L (docs/training.md).
+
+    Power iteration, one pass over blocks per product: blocks yields (columns, X_block (n_x, k)) as primal
+    walks them (in-memory blocks or streaming.Chunks). It approaches lambda_max from below.
+    """
+    v = np.random.default_rng(0).standard_normal((n_x + 1, 1))  # a direction in (w, b)
+    v /= np.linalg.norm(v)
+    lam = 0.0
+    for _ in range(iterations):
+        Hv = np.zeros_like(v)
+        for cols, Xb in blocks:
+            u = Xb.T @ v[:n_x].astype(Xb.dtype, copy=False)  # (k, 1), in the block's dtype: no copy of the block
+            u += v[n_x, 0]
+            if weights is not None:
+                u *= weights[:, cols].T
+            Hv[:n_x] += Xb @ u
+            Hv[n_x] += u.sum()
+        previous, lam = lam, float(np.linalg.norm(Hv))
+        v = Hv / lam
+        if lam - previous <= rtol * lam:
+            break
+    return lam / (4 * m) + l2 / m
 
 
 def in_memory_blocks(X, dtype):
@@ -73,10 +103,11 @@ def in_memory_blocks(X, dtype):
     return [(slice(j, j + k), X[:, j:j + k]) for j in range(0, m, k)]
 
 
-def primal(blocks, Y, n_x, train_config, on_cost=None, on_step=None):
+def primal(blocks, Y, n_x, train_config, on_cost=None, on_step=None, monitor=None, weights=None):
     """Gradient descent on w, one pass over X per iteration: each block's gradient is taken while the block
     is still in cache. blocks yields (columns, X_block of shape (n_x, k) in train.dtype) on every iteration
-    (in_memory_blocks, or streaming.Chunks reading HDF5); Y is (1, m).
+    (in_memory_blocks, or streaming.Chunks reading HDF5); Y is (1, m); weights (1, m) or None weigh the
+    examples' losses. monitor(i, w, b), if given, sees each recorded iteration's parameters (see descend).
 
     Returns w (n_x, 1) float64, b (float) and the recorded costs.
     """
@@ -90,23 +121,27 @@ def primal(blocks, Y, n_x, train_config, on_cost=None, on_step=None):
         for cols, Xb in blocks:
             Z[:, cols] = w.T @ Xb + b  # (1, k)
             dZ[:, cols] = sigmoid(Z[:, cols]) - Y[:, cols]
+            if weights is not None:
+                dZ[:, cols] *= weights[:, cols]
             dw += Xb @ dZ[:, cols].T.astype(dtype, copy=False)  # (n_x, k) @ (k, 1)
-        cost, dw = cross_entropy(Z, Y), dw / m
+        cost, dw = cross_entropy(Z, Y, weights), dw / m
         if l2:
             cost += l2 / (2 * m) * float(np.vdot(w, w))
             dw += (l2 / m) * w
         return {"w": dw, "b": float(np.sum(dZ) / m)}, cost
 
     params = {"w": np.zeros((n_x, 1), dtype), "b": 0.0}
-    costs = descend(gradient, params, train_config, on_cost, on_step)
+    watch = monitor and (lambda i, p: monitor(i, p["w"], p["b"]))
+    costs = descend(gradient, params, train_config, on_cost, on_step, watch)
     return params["w"].astype(np.float64), params["b"], costs
 
 
-def gram(X, Y, train_config, on_cost=None, on_step=None):
+def gram(X, Y, train_config, on_cost=None, on_step=None, monitor=None, weights=None):
     """Gradient descent on alpha (1, m), w = X alpha.T: the primal iterates in exact arithmetic, because w
     starts at zero and every step (L2 included) adds a combination of the columns of X.
 
-    X is (n_x, m), Y (1, m). Returns w (n_x, 1) float64, b (float) and the recorded costs.
+    X is (n_x, m), Y (1, m); weights and monitor(i, w, b) as in primal (w is computed only for monitor).
+    Returns w (n_x, 1) float64, b (float) and the recorded costs.
     """
     m, l2, lr = Y.shape[1], train_config.l2, train_config.learning_rate
     X = np.asarray(X, dtype=train_config.dtype)
@@ -120,27 +155,33 @@ def gram(X, Y, train_config, on_cost=None, on_step=None):
     Y = Y.astype(X.dtype)
     Z, softplus, dZ = (np.empty((1, m), X.dtype) for _ in range(3))
     ones = np.ones((1, m), X.dtype)
+    s = ones if weights is None else weights.astype(X.dtype)  # (1, m) weights of the examples' losses
+    sY = s * Y
     check, costs = DivergenceCheck(lr), []
     for i in range(train_config.num_iterations):
         np.matmul(params, K, out=Z)  # Z = w.T X + b
         # one softplus log(1 + e^z) gives both the cost (model.cross_entropy's formula) and a = e^(z - softplus)
         np.logaddexp(0.0, Z, out=softplus)
-        cost = (float(np.vdot(ones, softplus)) - float(np.vdot(Y, Z))) / m
+        cost = (float(np.vdot(s, softplus)) - float(np.vdot(sY, Z))) / m
         if l2:
             cost += l2 / (2 * m) * float(np.vdot(Z - params[0, m], alpha))  # ||w||^2 = alpha K alpha.T
         check(i, cost)
+        if i % train_config.print_every == 0:
+            costs.append(cost)
+            if on_cost:
+                on_cost(i, cost)
+            if monitor and monitor(i, X @ alpha.T, float(params[0, m])):
+                break
         np.subtract(Z, softplus, out=dZ)
         np.exp(dZ, out=dZ)
         dZ -= Y  # A - Y
+        if weights is not None:
+            dZ *= s
         dZ *= lr / m  # dw = X dZ.T / m, so the step on alpha is lr * dZ / m (and on b, lr * sum(dZ) / m)
         if l2:
             alpha *= 1 - lr * l2 / m  # (l2/m) w = X (l2/m) alpha.T
         alpha -= dZ
         params[0, m] -= np.vdot(ones, dZ)
-        if i % train_config.print_every == 0:
-            costs.append(cost)
-            if on_cost:
-                on_cost(i, cost)
         if on_step:
             on_step(i)
     w = X @ alpha.T  # (n_x, m) @ (m, 1)

@@ -2,7 +2,10 @@
 
 <sweep_dir>/sweep.yaml        the resolved config with its sweep: block (`sweep --config` it to repeat)
 <sweep_dir>/<point>/          a run folder as `train` writes it, named from the swept values: lr0.01
-<sweep_dir>/summary.csv, .md  one row per point: the swept values, status, cost, accuracies, log losses, duration
+<sweep_dir>/summary.csv, .md  one row per point: the swept values, status, cost, accuracies, log losses (and the
+                              validation metrics when there is a validation split), duration, and `best`: empty
+                              except on the best run by the validation metric evaluate.rank_by, where it names
+                              that metric (never chosen by test metrics; with no validation split no run is best)
 
 A point is trained in <point>.incomplete/ and renamed when its run.json is written, so a folder named after
 a point is always a finished run; an interrupted point keeps its .incomplete name until `--resume` redoes it.
@@ -23,13 +26,23 @@ from pipeline import PipelineError
 from pipeline.artifacts import read_run
 from pipeline.config import Config, check_key, dump_config, load_experiment, with_values
 from pipeline.files import write_text
-from pipeline.train import load_data, train
+from pipeline.train import load_splits, train
 
 SWEEP_FILE = "sweep.yaml"
 INCOMPLETE = ".incomplete"
-SHORT = {"train.learning_rate": "lr", "train.num_iterations": "it", "features.scaling": "",
+SHORT = {"train.learning_rate": "lr", "train.num_iterations": "it", "features.scaling": "", "train.l2": "l2=",
          "evaluate.threshold": "t"}  # folder-name prefixes; other keys use their own name
 COLUMNS = ["final_cost", "train_accuracy", "test_accuracy", "train_log_loss", "test_log_loss", "duration_s"]
+VALIDATION_COLUMNS = ["validation_accuracy", "validation_majority_accuracy", "validation_log_loss",
+                      "validation_roc_auc"]
+
+
+class PointsFailed(PipelineError):
+    """Some points of a sweep failed; rows is the summary written anyway (the failed points marked)."""
+
+    def __init__(self, message, rows):
+        super().__init__(message)
+        self.rows = rows
 
 
 @dataclass(frozen=True)
@@ -87,11 +100,12 @@ def point_name(values):
 
 
 def load_all(points):
-    """{DataConfig: (train, test)}: the data of every point, each distinct one loaded once, to be shared."""
+    """{DataConfig: (train, validation or None, test)}: the data of every point, each distinct one loaded once,
+    to be shared."""
     data = {}
     for p in points:
         if p.config.data not in data:
-            data[p.config.data] = load_data(p.config)
+            data[p.config.data] = load_splits(p.config)
     return data
 
 
@@ -100,7 +114,8 @@ def run(sweep_dir, points, data, jobs=1, overrides=(), config_file=None, on_done
 
     data is load_all(points), shared by all runs. On Ctrl-C the finished runs are kept, the
     interrupted ones marked incomplete in the summary, and KeyboardInterrupt raised again. A point whose
-    training fails is recorded as failed and the others still run; PipelineError is raised at the end.
+    training fails is recorded as failed and the others still run; PointsFailed (with the rows) is raised at
+    the end.
     """
     sweep_dir = Path(sweep_dir)
     status = {p.name: "done" if (sweep_dir / p.name / "run.json").is_file() else "pending" for p in points}
@@ -139,7 +154,7 @@ def run(sweep_dir, points, data, jobs=1, overrides=(), config_file=None, on_done
     rows = write_summary(sweep_dir, points, status)
     if errors:
         name, error = next(iter(errors.items()))
-        raise PipelineError(f"{sweep_dir}: {len(errors)} of {len(points)} runs failed; {name}: {error}")
+        raise PointsFailed(f"{sweep_dir}: {len(errors)} of {len(points)} runs failed; {name}: {error}", rows)
     return rows
 
 
@@ -155,12 +170,13 @@ def _share(data, worker=False):
 def _run_point(task):
     """Train one point into <name>.incomplete/, then rename it: (name, None) or (name, error message)."""
     point, sweep_dir, overrides, config_file = task
-    train_set, test_set = _DATA[point.config.data]
+    train_set, val_set, test_set = _DATA[point.config.data]
     folder = sweep_dir / (point.name + INCOMPLETE)
     if folder.exists():
         shutil.rmtree(folder)  # left by an interrupted sweep
     try:
-        train(point.config, train_set, test_set, point.name, folder, overrides=overrides, config_file=config_file)
+        train(point.config, train_set, test_set, point.name, folder, overrides=overrides, config_file=config_file,
+              val_set=val_set)
     except PipelineError as e:
         shutil.rmtree(folder, ignore_errors=True)
         return point.name, str(e)
@@ -169,14 +185,22 @@ def _run_point(task):
 
 
 def write_summary(sweep_dir, points, status):
-    """summary.csv (full precision) and summary.md (rounded, percentages); returns the rows as dicts."""
+    """summary.csv (full precision) and summary.md (rounded, percentages, and which run is best and why);
+    returns the rows as dicts."""
+    rank_by = "validation_" + points[0].config.evaluate.rank_by
+    validated = any(p.config.data.val_fraction for p in points)
+    columns = COLUMNS[:-1] + (VALIDATION_COLUMNS + [rank_by] * (rank_by not in VALIDATION_COLUMNS)) * validated
     rows = []
     for p in points:
-        row = {"run": p.name, **p.values, "status": status[p.name], **dict.fromkeys(COLUMNS, "")}
+        row = {"run": p.name, **p.values, "status": status[p.name], **dict.fromkeys(columns + ["duration_s"], "")}
         if status[p.name] == "done":
             _, metrics, record = read_run(sweep_dir / p.name)
-            row.update({k: metrics.get(k, "") for k in COLUMNS[:-1]}, duration_s=record.get("duration_s", ""))
-        rows.append(row)
+            row.update({k: metrics.get(k, "") for k in columns}, duration_s=record.get("duration_s", ""))
+        rows.append({**row, "best": ""})
+    ranked = [r for r in rows if validated and r["status"] == "done" and isinstance(r[rank_by], (int, float))]
+    if ranked:  # log loss: lower is better; the other metrics: higher
+        sign = 1 if rank_by.endswith("log_loss") else -1
+        min(ranked, key=lambda r: sign * r[rank_by])["best"] = rank_by
     buf = io.StringIO()
     writer = csv.DictWriter(buf, list(rows[0]), lineterminator="\n")
     writer.writeheader()
@@ -187,13 +211,26 @@ def write_summary(sweep_dir, points, status):
 
 
 def markdown(rows):
-    """The summary rows as a markdown table: accuracies in %, costs to 6 decimals."""
+    """The summary rows as a markdown table (accuracies in %, costs to 6 decimals) and a line saying which run
+    is best on validation, or why none is."""
     def cell(key, value):
-        if value == "" or not isinstance(value, float) or key not in COLUMNS:
+        if value == "" or not isinstance(value, float) or not (key in COLUMNS or key.startswith("validation_")):
             return str(value)
         return f"{100 * value:.2f} %" if key.endswith("accuracy") else f"{value:.6f}" if key != "duration_s" \
             else f"{value:.1f} s"
     header = list(rows[0])
     lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
     lines += ["| " + " | ".join(cell(k, row[k]) for k in header) + " |" for row in rows]
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines) + "\n\n" + best_line(rows) + "\n"
+
+
+def best_line(rows):
+    """Which run is best on validation (by the metric named in its `best` cell), or why no run is marked."""
+    best = [r for r in rows if r["best"]]
+    if best:
+        metric = best[0]["best"]
+        return f"best on validation: {best[0]['run']} ({metric} {best[0][metric]:.6g})"
+    if "validation_log_loss" not in rows[0]:
+        return ("no run marked best: there is no validation split (data.val_fraction is 0), and choosing "
+                "settings by test metrics would fit them to the test set")
+    return "no run marked best: no finished run has the validation metric"

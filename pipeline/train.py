@@ -3,33 +3,94 @@ import contextlib
 import dataclasses
 import shutil
 import time
+import types
 from pathlib import Path
 
 import numpy as np
 
-from pipeline import data, solvers, streaming
+from pipeline import PipelineError, data, solvers, streaming
 from pipeline.artifacts import Model, new_run_dir, save_model
 from pipeline.config import dump_config
-from pipeline.evaluate import evaluate
-from pipeline.features import fit_scaler, flatten
+from pipeline.evaluate import choose_threshold, evaluate
+from pipeline.features import features, fit_scaler, flatten
+from pipeline.model import Diverged, cross_entropy, sigmoid
 from pipeline.files import write_text
 from pipeline.provenance import provenance, write_run_json
 from pipeline.report import write_run_report
 
 
-def fit(X, Y, train_config, on_cost=None, on_step=None):
-    """Gradient descent from zeros on X (n_x, m), Y (1, m), with the solver train_config names.
+def fit(X, Y, train_config, on_cost=None, on_step=None, monitor=None, weights=None):
+    """Gradient descent from zeros on X (n_x, m), Y (1, m), with the solver train_config names (its
+    learning_rate a number: see step_size for auto); monitor and weights (1, m) as solvers.primal takes them.
 
     X is an array, or a streaming.Chunks reading it from HDF5 (always the primal solver). Returns w (n_x, 1)
     float64, b and the recorded costs.
     """
     solver = solver_for(X, train_config)
     if solver == "streaming":
-        return solvers.primal(X, Y, X.shape[0], train_config, on_cost, on_step)
+        return solvers.primal(X, Y, X.shape[0], train_config, on_cost, on_step, monitor, weights)
     if solver == "gram":
-        return solvers.gram(X, Y, train_config, on_cost, on_step)
+        return solvers.gram(X, Y, train_config, on_cost, on_step, monitor, weights)
     return solvers.primal(solvers.in_memory_blocks(X, train_config.dtype), Y, X.shape[0], train_config,
-                          on_cost, on_step)
+                          on_cost, on_step, monitor, weights)
+
+
+# train.learning_rate auto takes this multiple of 1/L: below the stability limit 2/L, where every step lowers
+# the cost, with a quarter of the limit to spare for the estimate of L (docs/training.md)
+AUTO_STEP = 1.5
+
+
+def curvature(X, Y, train_config, weights=None):
+    """L of the cost on X (n_x, m) (an array or streaming.Chunks): see solvers.curvature."""
+    blocks = X if isinstance(X, streaming.Chunks) else [(slice(None), X)]
+    return solvers.curvature(blocks, X.shape[0], Y.shape[1], train_config.l2, weights)
+
+
+def step_size(X, Y, train_config, weights=None, log=None):
+    """(learning rate, L or None): train.learning_rate, or AUTO_STEP / L for auto. With train.stability_check,
+    a fixed rate above the stability limit 2/L gets a warning (log) naming the limit and what auto would use."""
+    lr = train_config.learning_rate
+    if lr != "auto" and not train_config.stability_check:
+        return lr, None
+    L = curvature(X, Y, train_config, weights)
+    if lr == "auto":
+        lr = AUTO_STEP / L
+        log and log(f"learning rate: auto = {lr:.4g} ({AUTO_STEP}/L; stability limit 2/L = {2 / L:.4g})")
+    elif lr > 2 / L:
+        log and log(f"warning: train.learning_rate {lr:g} is above this data's stability limit 2/L = {2 / L:.4g}: "
+                    f"the first steps will overshoot and training may diverge; "
+                    f"train.learning_rate: auto would use {AUTO_STEP / L:.4g}")
+    return lr, L
+
+
+def class_weights(Y):
+    """(1, m) weights of train.class_weight balanced: m / (2 * examples of the class), so both classes weigh
+    the same in the cost and the weights average to 1."""
+    m, positives = Y.shape[1], int(np.sum(Y == 1))
+    return np.where(Y == 1, m / (2 * positives), m / (2 * (m - positives)))
+
+
+class Validation:
+    """The monitor of early stopping: at each recorded iteration, the validation cost (log loss) of the
+    current w (n_x, 1) and b; keeps the weights of the lowest one, and says stop after patience recorded
+    iterations without a lower one (patience None: never)."""
+
+    def __init__(self, X, Y, patience=None):
+        self.X, self.Y, self.patience = X, Y, patience  # X (n_x, m_val) float64, Y (1, m_val)
+        self.costs, self.best, self.best_iteration, self.since, self.stopped = [], np.inf, None, 0, None
+        self.w = self.b = None
+
+    def __call__(self, i, w, b):
+        cost = cross_entropy(w.astype(np.float64).T @ self.X + b, self.Y)
+        self.costs.append(cost)
+        if cost < self.best:
+            self.best, self.best_iteration, self.since = cost, i, 0
+            self.w, self.b = w.astype(np.float64, copy=True), float(b)
+        else:
+            self.since += 1
+        if self.patience is not None and self.since >= self.patience:
+            self.stopped = i
+        return self.stopped is not None
 
 
 def solver_for(X, train_config):
@@ -44,12 +105,25 @@ def solver_for(X, train_config):
 
 
 def load_data(config, **prepare_options):
-    """The (train, test) Datasets the config names: the course files, or a folder dataset prepared first
-    (only when its sources or settings changed; prepare_options go to pipeline.prepare.prepare).
-    The training images stay on disk when training streams."""
+    """The (train, test) Datasets the config names: see load_splits (the validation split left out)."""
+    train_set, _, test_set = load_splits(config, **prepare_options)
+    return train_set, test_set
+
+
+def load_splits(config, **prepare_options):
+    """The (train, validation or None, test) Datasets the config names: the course files, or a folder
+    dataset prepared first (only when its sources or settings changed; prepare_options go to
+    pipeline.prepare.prepare). The training images stay on disk when training streams.
+
+    The validation split is data.val_fraction of each class: val.h5 of a folder dataset, or carved from the
+    course's training file (seeded by data.split_seed, stratified; that file is then read into memory)."""
+    val_set = None
     if config.data.source == "course":
         train_set, test_set = data.load_course(Path(config.data.dir), lazy_train=True)
+        if config.data.val_fraction:
+            train_set, val_set = carve(train_set, config.data.val_fraction, config.data.split_seed)
     else:
+        from pipeline.h5write import h5_count
         from pipeline.prepare import prepare, summary
 
         folder, report, built = prepare(config, **prepare_options)
@@ -57,10 +131,25 @@ def load_data(config, **prepare_options):
             prepare_options.get("log", lambda message: None)(line)
         train_set = data.load_split(folder / "train.h5", "train", lazy=True)
         test_set = data.load_split(folder / "test.h5", "test")
+        if (folder / "val.h5").is_file() and h5_count(folder / "val.h5", "val"):
+            val_set = data.load_split(folder / "val.h5", "val")
     n_x = int(np.prod(train_set.x.shape[1:]))
     if not streaming.streams(config.train, train_set.m, n_x):
         train_set = dataclasses.replace(train_set, x=train_set.x[()])  # read the images into memory
-    return train_set, test_set
+    return train_set, val_set, test_set
+
+
+def carve(train_set, fraction, seed):
+    """(train, validation) Datasets: fraction of each class of train_set moved to validation, chosen as
+    prepare splits a folder (pipeline.scan.split)."""
+    from pipeline.scan import split
+
+    names = np.array(split([types.SimpleNamespace(label=int(v)) for v in train_set.y[0]], 0.0, fraction, seed))
+    x = train_set.x[()]  # (m, h, w, 3), in memory
+    parts = [dataclasses.replace(train_set, x=x[names == s], y=train_set.y[:, names == s]) for s in ("train", "val")]
+    if not parts[1].m:
+        raise PipelineError(f"data.val_fraction {fraction} leaves no validation image of {train_set.m}; raise it")
+    return tuple(parts)
 
 
 def training_features(train_set, config):
@@ -75,30 +164,67 @@ def training_features(train_set, config):
 
 
 def train(config, train_set, test_set, name, run_dir=None, on_cost=None, on_step=None, overrides=(),
-          config_file=None):
+          config_file=None, val_set=None, log=None):
     """Train on train_set as the config says and write the run folder. Returns (run_dir, model, metrics).
+
+    With a validation Dataset val_set, its cost is recorded beside the training cost, early stopping and
+    evaluate.threshold auto use it, and metrics.json gains a validation section. log(message) gets the
+    chosen learning rate and warnings.
 
     The run folder is claimed before training (so a clash is reported at once) and stays empty until
     training has succeeded; a failed run removes it again. run.json (provenance, with the overrides and
-    config_file it is given) is written last, so a folder holding it is a finished run.
+    config_file it is given, and what training chose: learning rate, best iteration, threshold) is written
+    last, so a folder holding it is a finished run.
     """
     started, clock = time.time(), time.perf_counter()
+    for key, on in (("train.early_stopping", config.train.early_stopping),
+                    ("evaluate.threshold auto", config.evaluate.threshold == "auto")):
+        if on and val_set is None:
+            raise PipelineError(f"{key} needs a validation split: set data.val_fraction above 0 "
+                                "(the test split is never used to choose anything)")
     run_dir = new_run_dir(name, run_dir)
     with _removed_unless_finished(run_dir):
         X, scaler = training_features(train_set, config)
-        w, b, costs = fit(X, train_set.y, config.train, on_cost, on_step)
+        Y = train_set.y
+        weights = class_weights(Y) if config.train.class_weight == "balanced" else None
+        lr, L = step_size(X, Y, config.train, weights, log)
+        monitor = None if val_set is None else Validation(
+            features(val_set.x, scaler), val_set.y, config.train.patience if config.train.early_stopping else None)
+        try:
+            w, b, costs = fit(X, Y, dataclasses.replace(config.train, learning_rate=lr), on_cost, on_step,
+                              monitor, weights)
+        except Diverged as e:
+            L = L or curvature(X, Y, config.train, weights)
+            raise Diverged(f"{e}, such as {AUTO_STEP / L:.2g} (what train.learning_rate: auto picks for this "
+                           f"data; the stability limit 2/L is {2 / L:.2g})") from None
+        if config.train.early_stopping:
+            w, b = monitor.w, monitor.b
+        threshold = config.evaluate.threshold
+        if threshold == "auto":
+            threshold = choose_threshold(val_set.y, sigmoid(w.T @ monitor.X + b), config.evaluate.threshold_metric)
         model = Model(w=w, b=b, image_shape=train_set.x.shape[1:], scaler=scaler, classes=train_set.classes,
-                      threshold=config.evaluate.threshold, fit=config.data.fit, resample=config.data.resample)
+                      threshold=threshold, fit=config.data.fit, resample=config.data.resample)
         write_text(run_dir / "config.yaml", dump_config(config))
         save_model(run_dir / "model.npz", model)
-        every = config.train.print_every
-        write_text(run_dir / "costs.csv",
-                   "iteration,cost\n" + "".join(f"{k * every},{c!r}\n" for k, c in enumerate(costs)))
-        metrics = evaluate(model, train_set, test_set, run_dir, config.evaluate.enlarge)
-        record = provenance(config, overrides, config_file, started, time.perf_counter() - clock)
+        write_text(run_dir / "costs.csv", costs_csv(config.train.print_every, costs, monitor and monitor.costs))
+        metrics = evaluate(model, train_set, test_set, run_dir, config.evaluate.enlarge, val_set)
+        training = {"learning_rate": lr, "learning_rate_auto": config.train.learning_rate == "auto",
+                    "stability_limit": None if L is None else 2 / L, "stopped_at": monitor and monitor.stopped,
+                    "best_iteration": monitor and monitor.best_iteration,
+                    "early_stopping": config.train.early_stopping, "threshold": threshold,
+                    "threshold_auto": config.evaluate.threshold == "auto", "class_weight": config.train.class_weight}
+        record = {**provenance(config, overrides, config_file, started, time.perf_counter() - clock),
+                  "training": training}
         write_run_report(run_dir, (train_set, test_set), config, record)  # its Provenance section shows record
         write_run_json(run_dir, record)
     return run_dir, model, metrics
+
+
+def costs_csv(every, costs, validation_costs=None):
+    """costs.csv: `iteration,cost` rows at full precision, with a validation_cost column when given."""
+    columns = [costs] + ([validation_costs] if validation_costs else [])
+    return "iteration,cost" + ",validation_cost" * bool(validation_costs) + "\n" + "".join(
+        f"{k * every}," + ",".join(map(repr, row)) + "\n" for k, row in enumerate(zip(*columns)))
 
 
 @contextlib.contextmanager

@@ -19,26 +19,12 @@ from pathlib import Path
 import h5py
 import numpy as np
 import yaml
-from PIL import Image, ImageDraw
+from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from pipeline.config import load_config  # noqa: E402
 from pipeline.prepare import prepare  # noqa: E402
-
-
-def make_photo(task):
-    """A smooth, photo-like JPEG (colour gradients and shapes, no grain) of the given long side."""
-    path, long_side, seed = task
-    rng = np.random.default_rng(seed)
-    w, h = (long_side, long_side * 3 // 4) if seed % 2 else (long_side * 3 // 4, long_side)
-    base = rng.integers(0, 256, (6, 8, 3), dtype=np.uint8)
-    image = Image.fromarray(base).resize((w, h), Image.Resampling.BICUBIC)
-    draw = ImageDraw.Draw(image)
-    for _ in range(6):
-        x, y = rng.integers(0, w), rng.integers(0, h)
-        r = int(rng.integers(w // 20, w // 4))
-        draw.ellipse((x - r, y - r, x + r, y + r), fill=tuple(int(c) for c in rng.integers(0, 256, 3)))
-    image.save(path, quality=90)
+from demo_photos import make_photo  # noqa: E402  (scripts/demo_photos.py: the classes differ visibly)
 
 
 def generate(root, args, rng):

@@ -49,8 +49,8 @@ def test_int_given_for_a_float_is_accepted_as_float(tmp_path):
 @pytest.mark.parametrize("text, message", [
     ("train:\n  learning_rat: 0.1\n", r"c.yaml: unknown key 'train.learning_rat' \(did you mean 'train.learning_rate'\?\)"),
     ("trian:\n  learning_rate: 0.1\n", r"unknown section 'trian' \(did you mean 'train'\?\)"),
-    ("train:\n  learning_rate: fast\n", r"train.learning_rate must be a number, got 'fast'"),
-    ("train:\n  learning_rate: .nan\n", r"train.learning_rate must be a finite number"),
+    ("train:\n  learning_rate: fast\n", r"train.learning_rate must be auto or a number, got 'fast'"),
+    ("train:\n  learning_rate: .nan\n", r"train.learning_rate must be auto or a finite number"),
     ("train:\n  learning_rate: -0.1\n", r"train.learning_rate must be > 0, got -0.1"),
     ("train:\n  num_iterations: 2.5\n", r"train.num_iterations must be a whole number, got 2.5"),
     ("train:\n  num_iterations: 0\n", r"train.num_iterations must be >= 1, got 0"),

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from pipeline import PipelineError
-from pipeline.model import (DIVERGENCE_PATIENCE, cross_entropy, initialize_with_zeros, optimize, predict,
+from pipeline.model import (DIVERGENCE_FACTOR, cross_entropy, initialize_with_zeros, optimize, predict,
                             predict_proba, propagate, sigmoid)
 
 W = np.array([[1.0], [2.0]])
@@ -86,8 +86,21 @@ def test_divergence_is_reported_with_a_smaller_learning_rate_hint():
     rng = np.random.default_rng(2)
     Xr, Yr = rng.normal(size=(3, 200)), rng.integers(0, 2, size=(1, 200))
     w, b = initialize_with_zeros(3)
-    with pytest.raises(PipelineError, match="training diverged.*smaller learning_rate than 1000"):
-        optimize(w, b, Xr, Yr, num_iterations=DIVERGENCE_PATIENCE + 50, learning_rate=1000.0)
+    with pytest.raises(PipelineError, match="training diverged: the cost rose from 0.693147 to .* at iteration 1; "
+                                           "try a smaller learning_rate than 1000"):
+        optimize(w, b, Xr, Yr, num_iterations=50, learning_rate=1000.0)
+
+
+def test_an_overshoot_below_the_blow_up_factor_is_not_divergence():
+    """A step above the stability limit overshoots at first and then converges: not refused."""
+    rng = np.random.default_rng(2)
+    Xr = rng.normal(size=(3, 200)) + 1.0
+    Yr = (Xr[:1] + 0.5 * rng.normal(size=(1, 200)) > 1.6).astype(np.int64)  # learnable, 30% positive
+    w, b = initialize_with_zeros(3)
+    X1 = np.vstack([Xr, np.ones((1, 200))])  # b's row
+    limit = 2 / (np.linalg.eigvalsh(X1 @ X1.T)[-1] / (4 * 200))
+    _, _, costs = optimize(w, b, Xr, Yr, num_iterations=300, learning_rate=1.8 * limit, print_every=1)
+    assert max(costs) > costs[0] and max(costs) < DIVERGENCE_FACTOR * costs[0] and costs[-1] < costs[0]
 
 
 def test_non_finite_cost_is_reported():

@@ -62,6 +62,11 @@ def test_sweep_writes_one_run_per_grid_point_and_the_summary(small_data, tmp_pat
         assert float(row["duration_s"]) == record["duration_s"]
     assert result.stdout == (tmp_path / "sw" / "summary.md").read_text()
     assert result.stdout.splitlines()[0].startswith("| run | train.learning_rate | features.scaling | status |")
+    # no validation split: no run is marked best, and the summary says why instead of ranking by test
+    assert {r["best"] for r in rows} == {""} and "validation_log_loss" not in rows[0]
+    assert result.stdout.splitlines()[-1] == ("no run marked best: there is no validation split (data.val_fraction "
+                                              "is 0), and choosing settings by test metrics would fit them to the "
+                                              "test set")
     resolved = (tmp_path / "sw" / "sweep.yaml").read_text()
     assert f"dir: {small_data}" in resolved and "num_iterations: 60" in resolved and "base:" not in resolved
 
@@ -199,6 +204,10 @@ def test_a_diverging_point_is_recorded_as_failed_and_the_others_finish(tmp_path)
         f"error: {tmp_path / 'sw'}: 1 of 2 runs failed; lr100000.0: training diverged")
     assert [(r["run"], r["status"]) for r in summary(tmp_path / "sw")] == [("lr0.01", "done"),
                                                                           ("lr100000.0", "failed")]
+    # the table and the report are still written, the failed point marked in both
+    assert "| lr100000.0 | 100000.0 | failed |" in result.stdout
+    assert result.stdout == (tmp_path / "sw" / "summary.md").read_text()
+    assert "failed" in (tmp_path / "sw" / "report.html").read_text()
     assert not (tmp_path / "sw" / "lr100000.0").exists() and not (tmp_path / "sw" / "lr100000.0.incomplete").exists()
 
 
