@@ -247,7 +247,7 @@ def test_a_test_set_of_one_class_gets_a_report_that_says_the_curves_are_undefine
     page = Page((tmp_path / "run" / "report.html").read_text())
     assert "The test set holds a single class: ROC and precision-recall are undefined." in page.text
     assert ["roc_auc", "1.0000", "undefined"] in page.rows and set(page.sections) == SECTIONS
-    assert ["majority_accuracy", "0.5", "1"] in page.rows  # non-cat, the majority answer, is always right here
+    assert ["majority_accuracy", "50.00 %", "100.00 %"] in page.rows  # non-cat, the majority answer, is always right here
     assert not (tmp_path / "run" / "roc.svg").exists()
 
 
