@@ -84,7 +84,7 @@ def _open(path):
         with warnings.catch_warnings():
             # above MAX_IMAGE_PIXELS Pillow only warns; _check_pixels refuses after a JPEG's draft reduction
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            image = Image.open(path, formats=_formats())
+            image = Image.open(path, formats=readable_formats())
     except Image.DecompressionBombError as e:  # over twice MAX_IMAGE_PIXELS: not even opened
         raise PipelineError(f"{path}: refused: {e}") from None
     except UnidentifiedImageError:
@@ -99,7 +99,7 @@ def _open(path):
     return image
 
 
-def _formats():
+def readable_formats():
     """FORMATS that this Pillow can read (AVIF needs a Pillow built with libavif)."""
     Image.init()  # loads every plugin, so that OPEN lists them all; done once
     return [f for f in FORMATS if f in Image.OPEN]
