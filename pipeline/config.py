@@ -299,9 +299,8 @@ def _checked(f, dotted, value, where):
 
 
 MAX_IMAGE_SIZE = 1024  # pixels on a side: n_x = 3 * 1024**2 features already
-# what a small config could otherwise inflate: image buffers, enlarged pictures, loops, chunks in memory
-UPPER_BOUNDS = {"data.image_size": MAX_IMAGE_SIZE, "evaluate.enlarge": 16, "train.num_iterations": 10_000_000,
-                "train.chunk_size": 1_000_000}
+# what a small config could otherwise inflate in memory: image buffers, enlarged pictures, chunks
+UPPER_BOUNDS = {"data.image_size": MAX_IMAGE_SIZE, "evaluate.enlarge": 16, "train.chunk_size": 1_000_000}
 SCIENTIFIC = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
 
 
