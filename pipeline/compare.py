@@ -8,7 +8,7 @@ from pathlib import Path
 
 from pipeline import PipelineError
 from pipeline.artifacts import read_run
-from pipeline.names import printable
+from pipeline.names import inside, printable
 
 
 def run_dirs(paths):
@@ -20,7 +20,7 @@ def run_dirs(paths):
         elif (path / "summary.csv").is_file():
             with open(path / "summary.csv", newline="", encoding="utf-8") as f:
                 rows = list(csv.DictReader(f))
-            done = [path / row["run"] for row in rows if row.get("status") == "done" and row.get("run")]
+            done = [inside(path, row["run"]) for row in rows if row.get("status") == "done" and row.get("run")]
             if not done:
                 raise PipelineError(f"{path / 'summary.csv'}: the sweep has no finished run yet")
             found += done

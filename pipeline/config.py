@@ -48,7 +48,7 @@ def _names(v):
     names = [n.strip() for n in v.split(",")]
     if not all(names):
         return "must be folder names separated by commas"
-    if any(_folder_name(n) or n in (".", "") or not n.isprintable() for n in names):
+    if any(_folder_name(n) or not n.isprintable() for n in names):
         return "must be plain folder names inside data.root (no /, \\, .. or control characters)"
     return None
 

@@ -137,6 +137,14 @@ def test_a_hostile_config_gets_one_short_line(tmp_path, kind, command, words):
     assert tree(tmp_path) == before
 
 
+def test_a_test_fraction_near_1_leaves_no_training_images_and_says_so(tmp_path):
+    make_folder(tmp_path / "photos", counts=(("cat", 4), ("non-cat", 4)))
+    write_config(tmp_path / "c.yaml", "photos", test_fraction=0.95)
+    result = run_cli("prepare", "--config", "c.yaml", "--workers", "1", cwd=tmp_path)
+    refused(result, "photos: no usable training images of class 'non-cat'", "data.test_fraction is 0.95")
+    assert sorted(os.listdir(tmp_path)) == ["c.yaml", "data", "photos"] and os.listdir(tmp_path / "data/processed") == []
+
+
 def test_an_alias_in_a_set_value_is_not_expanded():
     result = run_cli("train", "--set", "train.learning_rate=[&a [1, 2], *a, *a]")
     refused(result, "--set train.learning_rate=[&a [1, 2], *a, *a]: train.learning_rate must be a number")
