@@ -106,8 +106,10 @@ def load_model(path):
     path = Path(path)
     if path.is_dir():
         path = path / "model.npz"
-    if not path.is_file():
+    if not path.exists():
         raise PipelineError(f"{path}: no such model file")
+    if not path.is_file():  # a pipe would block, a device never end
+        raise PipelineError(f"{path}: not a regular file")
     if not zipfile.is_zipfile(path):  # else np.load would take any other bytes for a pickle
         raise PipelineError(f"{path}: not a model file (.npz)")
     try:

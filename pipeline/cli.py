@@ -19,6 +19,9 @@ from pipeline.images import FITS, RESAMPLES
 from pipeline.names import printable
 
 
+ERROR_MAX = 2000  # characters of an error message shown
+
+
 def info(message):
     """A progress message: stderr, so that results on stdout can be piped."""
     tqdm.write(printable(message), file=sys.stderr)  # a file or class name cannot split or forge a line
@@ -298,6 +301,8 @@ def main(argv=None):
     except (PipelineError, OSError, MemoryError) as e:
         if args.debug:
             raise
-        print(f"error: {printable(e) or type(e).__name__}", file=sys.stderr)
+        message = printable(e) or type(e).__name__
+        # one readable line, whatever a file managed to get into the message
+        print(f"error: {message[:ERROR_MAX]}{'...' * (len(message) > ERROR_MAX)}", file=sys.stderr)
         return 1
     return code or 0

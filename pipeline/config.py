@@ -164,7 +164,7 @@ def _read_with_base(path, chain=()):
     base = raw.pop("base", None)
     if base is None:
         return raw
-    if not isinstance(base, str) or not base:
+    if not isinstance(base, str) or not base or len(base) > 4096:
         raise PipelineError(f"{path}: base must be the path of another config file, got {quote(base)}")
     base_path = path.parent / base
     chain = chain + (path,)

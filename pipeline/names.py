@@ -39,7 +39,7 @@ def inside(folder, name):
 def printable(text):
     """text with every control or format character (newline, escape, right-to-left override, lone
     surrogates from undecodable file names) written as a Python escape, so it prints as one honest line."""
-    return "".join(c if c.isprintable() or c == " " or unicodedata.category(c) == "Zs"
+    return "".join(c if c.isprintable() or unicodedata.category(c) == "Zs"
                    else c.encode("unicode_escape", "backslashreplace").decode("ascii") for c in str(text))
 
 
@@ -53,7 +53,7 @@ def check_class_names(names, where):
     """Refuse class names that are empty, longer than CLASS_NAME_MAX or hold control characters; where
     names the file and key ("data/raw/x.h5: list_classes")."""
     for name in names:
-        if not name.strip() or len(name) > CLASS_NAME_MAX or not all(c.isprintable() or c == " " for c in name):
+        if not name.strip() or len(name) > CLASS_NAME_MAX or not name.isprintable():
             raise PipelineError(f"{where}: class name {quote(name)} refused: a class name must be 1 to "
                                 f"{CLASS_NAME_MAX} printable characters")
     if len(set(names)) != len(names):

@@ -373,6 +373,16 @@ def test_a_hostile_model_is_refused_before_anything_is_predicted(tmp_path, make,
     assert result.stdout == ""
 
 
+def test_a_model_that_is_a_fifo_is_refused_without_blocking(tmp_path):
+    os.mkfifo(tmp_path / "m.npz")
+    refused(run_cli("predict", "--model", tmp_path / "m.npz", tmp_path / "x.png"), "m.npz: not a regular file")
+
+
+def test_an_error_line_stays_short_whatever_the_input(tmp_path):
+    line = refused(run_cli("train", "--set", "data.dir=" + "x" * 5000), "File name too long")
+    assert line.endswith("...") and len(line) <= len("error: ") + 2003
+
+
 def test_predict_json_is_strict_json(tmp_path):
     Image.new("RGB", (8, 8), "red").save(tmp_path / "ok.png")
     result = run_cli("predict", "--json", "--model", small_model(tmp_path / "m.npz"), tmp_path / "ok.png")
