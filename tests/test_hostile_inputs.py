@@ -97,7 +97,7 @@ def _config(tmp_path, kind):
                          "duplicate section": "train:\n  learning_rate: 0.1\nevaluate:\n  enlarge: 2\n"
                                               "train:\n  num_iterations: 5\n",
                          "duplicate key": "train:\n  learning_rate: 0.1\n  learning_rate: 0.2\n",
-                         "deep": "train: " + "[" * 5000 + "]" * 5000 + "\n",
+                         "deep": "train: " + "[" * 500 + "]" * 500 + "\n",
                          "long value": "train:\n  learning_rate: " + "x" * 100_000 + "\n",
                          "image size": "data:\n  image_size: 100000\n",
                          "enlarge": "evaluate:\n  enlarge: 100000\n",
