@@ -267,13 +267,13 @@ def _spoil(folder, kind):
         with h5py.File(train_h5, "a") as f:
             del f["train_set_x"]
             f.create_virtual_dataset("train_set_x", layout)
-    elif kind == "bomb":  # a few kB declaring 120 GB of pixels that were never written
+    elif kind == "bomb":  # a few kB declaring 12 TB of pixels that were never written
         with h5py.File(test_h5, "a") as f:
             for key in ("test_set_x", "test_set_y"):
                 del f[key]
-            f.create_dataset("test_set_x", shape=(10**7, 64, 64, 3), dtype=np.uint8, chunks=(1, 64, 64, 3),
+            f.create_dataset("test_set_x", shape=(10**9, 64, 64, 3), dtype=np.uint8, chunks=(1, 64, 64, 3),
                              compression="gzip")
-            f.create_dataset("test_set_y", shape=(10**7,), dtype=np.int64, chunks=(4096,), compression="gzip")
+            f.create_dataset("test_set_y", shape=(10**9,), dtype=np.int64, chunks=(4096,), compression="gzip")
     elif kind == "huge images":
         with h5py.File(test_h5, "a") as f:
             del f["test_set_x"]
@@ -292,7 +292,7 @@ def _spoil(folder, kind):
     ("soft link loop", ["train_catvnoncat.h5: 'train_set_x' is a soft link; links are not followed"]),
     ("dangling external link", ["train_catvnoncat.h5: 'train_set_x' is an external link"]),
     ("virtual dataset", ["train_catvnoncat.h5: 'train_set_x' reads its data from other files"]),
-    ("bomb", ["test_catvnoncat.h5: 'test_set_x' holds 114.4 GiB, more than the", "GiB of memory available"]),
+    ("bomb", ["test_catvnoncat.h5: 'test_set_x' holds 11444.1 GiB, more than the", "GiB of memory available"]),
     ("huge images", ["test_set_x holds images of 5000x5000 pixels, over the limit of 1024 on a side"]),
     ("newline class", ["list_classes: class name 'cat\\nerror: forged' refused: a class name must be 1 to 100"]),
     ("not utf-8", ["list_classes: class names must be UTF-8 text"]),
