@@ -3,6 +3,7 @@ import csv
 import datetime
 import io
 import json
+import math
 import time
 import zipfile
 from dataclasses import dataclass
@@ -11,11 +12,12 @@ from pathlib import Path
 import numpy as np
 
 from pipeline import PipelineError
-from pipeline.config import load_config
+from pipeline.config import MAX_IMAGE_SIZE, load_config
 from pipeline.features import SCALINGS, Scaler, features
 from pipeline.files import write_bytes
 from pipeline.images import FITS, RESAMPLES
 from pipeline.model import sigmoid
+from pipeline.names import check_class_names, quote
 
 RUNS_ROOT = Path("runs")
 
@@ -66,6 +68,38 @@ def save_model(path, model):
 
 
 MODEL_KEYS = ("w", "b", "image_shape", "scaling", "mean", "std", "classes", "threshold", "fit", "resample")
+# bytes one array of a model may hold: w, mean and std of the largest images (MAX_IMAGE_SIZE) in float64
+MEMBER_MAX_BYTES = 8 * 3 * MAX_IMAGE_SIZE ** 2
+# zip members in a model file: its ten arrays; a model with thousands of entries is not one of ours
+MAX_MEMBERS = 64
+
+
+def _check_members(path):
+    """Refuse an npz whose arrays would be large, before anything is decompressed: each member's declared
+    size in the zip directory and the shape and dtype in its .npy header (the first bytes of the member)."""
+    with zipfile.ZipFile(path) as z:
+        infos = z.infolist()
+        if len(infos) > MAX_MEMBERS:
+            raise PipelineError(f"{path}: not a model of this pipeline: {len(infos)} members")
+        for info in infos:
+            key = info.filename.removesuffix(".npy")
+            if key not in MODEL_KEYS:
+                continue  # never read
+            header = 1024  # a .npy header is at most a few hundred bytes
+            if info.file_size > MEMBER_MAX_BYTES + header:
+                raise PipelineError(f"{path}: {key} declares {info.file_size} bytes, over the limit of "
+                                    f"{MEMBER_MAX_BYTES} bytes for an array of a model")
+            with z.open(info) as f:
+                version = np.lib.format.read_magic(f)
+                read = np.lib.format.read_array_header_1_0 if version == (1, 0) else \
+                    np.lib.format.read_array_header_2_0
+                shape, _, dtype = read(f)
+            if dtype.hasobject:
+                raise PipelineError(f"{path}: refused: it holds pickled Python objects, which are never loaded "
+                                    "(allow_pickle=False)")
+            if math.prod(shape) * dtype.itemsize > MEMBER_MAX_BYTES:
+                raise PipelineError(f"{path}: {key} declares shape {quote(shape)} of {dtype}, over the limit of "
+                                    f"{MEMBER_MAX_BYTES} bytes for an array of a model")
 
 
 def load_model(path):
@@ -73,19 +107,22 @@ def load_model(path):
     path = Path(path)
     if path.is_dir():
         path = path / "model.npz"
-    if not path.is_file():
+    if not path.exists():
         raise PipelineError(f"{path}: no such model file")
+    if not path.is_file():  # a pipe would block, a device never end
+        raise PipelineError(f"{path}: not a regular file")
     if not zipfile.is_zipfile(path):  # else np.load would take any other bytes for a pickle
         raise PipelineError(f"{path}: not a model file (.npz)")
     try:
+        _check_members(path)
         with np.load(path, allow_pickle=False) as npz:
             missing = [k for k in MODEL_KEYS if k not in npz.files]
             if missing:
                 raise PipelineError(f"{path}: not a model of this pipeline: missing {', '.join(missing)}")
             a = {k: npz[k] for k in MODEL_KEYS}
-    except (zipfile.BadZipFile, OSError, EOFError):
-        raise PipelineError(f"{path}: not a model file (.npz)") from None
-    except ValueError as e:  # object arrays (pickles) are refused by allow_pickle=False
+    except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError, RuntimeError):  # unknown compression,
+        raise PipelineError(f"{path}: not a model file (.npz)") from None  # encrypted members, ...
+    except ValueError as e:  # object arrays (pickles) are refused by allow_pickle=False; a bad .npy header
         if "pickle" in str(e):
             raise PipelineError(f"{path}: refused: it holds pickled Python objects, which are never loaded "
                                 "(allow_pickle=False)") from None
@@ -99,8 +136,9 @@ def load_model(path):
     shape = tuple(int(s) for s in a["image_shape"].reshape(-1))
     n_x = int(np.prod(shape)) if shape else 0
     kind = str(a["scaling"])
-    if len(shape) != 3 or shape[2] != 3 or min(shape) < 1:
-        raise PipelineError(f"{path}: image_shape must be (h, w, 3), got {shape}")
+    if len(shape) != 3 or shape[2] != 3 or min(shape) < 1 or max(shape) > MAX_IMAGE_SIZE:
+        raise PipelineError(f"{path}: image_shape must be (h, w, 3) with h and w from 1 to {MAX_IMAGE_SIZE}, "
+                            f"got {quote(shape)}")
     if a["w"].shape != (n_x, 1):
         raise PipelineError(f"{path}: w must have shape ({n_x}, 1) for images of {shape}, got {a['w'].shape}")
     if kind not in SCALINGS:
@@ -111,11 +149,32 @@ def load_model(path):
     for key, known in (("fit", FITS), ("resample", RESAMPLES)):
         if str(a[key]) not in known:
             raise PipelineError(f"{path}: unknown {key} '{a[key]}' (expected one of {', '.join(known)})")
-    if a["classes"].shape != (2,):
-        raise PipelineError(f"{path}: classes must hold 2 names, got shape {a['classes'].shape}")
+    if a["classes"].shape != (2,) or a["classes"].dtype.kind not in "SU":
+        raise PipelineError(f"{path}: classes must hold 2 names, got {a['classes'].dtype} of shape "
+                            f"{a['classes'].shape}")
+    classes = check_class_names([str(c) for c in a["classes"]], f"{path}: classes")
+    _check_numbers(path, kind, a)
     return Model(w=a["w"].astype(np.float64), b=float(a["b"]), image_shape=shape,
-                 scaler=Scaler(kind, a["mean"], a["std"]), classes=tuple(str(c) for c in a["classes"]),
+                 scaler=Scaler(kind, a["mean"], a["std"]), classes=classes,
                  threshold=float(a["threshold"]), fit=str(a["fit"]), resample=str(a["resample"]))
+
+
+def _check_numbers(path, kind, a):
+    """Refuse non-finite numbers, a zero or negative std, a threshold outside (0, 1) and weights so large
+    that w.T x + b could overflow for some image: then every probability the model gives is a number."""
+    for key in ("w", "b", "mean", "std", "threshold"):
+        if not np.isfinite(a[key]).all():
+            raise PipelineError(f"{path}: {key} holds NaN or infinite values")
+    if kind == "standardize" and not (a["std"] > 0).all():
+        raise PipelineError(f"{path}: std holds zero or negative values (features would be divided by them)")
+    if not 0 < a["threshold"] < 1:
+        raise PipelineError(f"{path}: threshold must be between 0 and 1 (exclusive), got {float(a['threshold'])}")
+    # the largest |feature| any image can give: 1 for pixel/255, else the farther of 0 and 255 from the mean
+    x_max = np.maximum(np.abs(a["mean"]), np.abs(255 - a["mean"])) / a["std"] if kind == "standardize" else 1.0
+    with np.errstate(all="ignore"):
+        bound = np.sum(np.abs(a["w"].astype(np.float64)) * x_max) + abs(float(a["b"]))
+    if not bound < 1e300:
+        raise PipelineError(f"{path}: w and b are so large that the model's output overflows")
 
 
 def new_run_dir(name, run_dir=None, option="--run-dir"):

@@ -7,6 +7,7 @@ import argparse
 import dataclasses
 import os
 import sys
+import warnings
 from pathlib import Path
 
 from tqdm import tqdm
@@ -15,11 +16,15 @@ from pipeline import PipelineError, __version__
 from pipeline.config import PACKAGED, find_config, load_config
 from pipeline.files import write_text
 from pipeline.images import FITS, RESAMPLES
+from pipeline.names import printable
+
+
+ERROR_MAX = 2000  # characters of an error message shown
 
 
 def info(message):
     """A progress message: stderr, so that results on stdout can be piped."""
-    tqdm.write(message, file=sys.stderr)
+    tqdm.write(printable(message), file=sys.stderr)  # a file or class name cannot split or forge a line
 
 
 def progress(args, iterable=None, **options):
@@ -46,7 +51,7 @@ def cmd_prepare(args):
         raise PipelineError(f"{args.config}: data.source is '{config.data.source}'; prepare needs a folder dataset "
                             "(data.source: folder, data.root: ...)")
     folder, report, _ = prepare(config, args.workers, args.force, args.strict, log=info, progress=not args.quiet)
-    print("\n".join(summary(folder, report)))
+    print("\n".join(map(printable, summary(folder, report))))
 
 
 def cmd_audit(args):
@@ -65,7 +70,7 @@ def cmd_audit(args):
         sets = dict(zip(("train", "test"), load_data(config)))
         result = audit({s: (d.x, d.y, None) for s, d in sets.items()}, sets["train"].classes,
                        config.audit.near_distance)
-    print(json.dumps(result, indent=2) if args.json else "\n".join(summary(result)))
+    print(json.dumps(result, indent=2) if args.json else "\n".join(map(printable, summary(result))))
 
 
 def cmd_train(args):
@@ -350,6 +355,9 @@ def build_parser(prog="catneuron"):
 def main(argv=None, prog="catneuron"):
     """The command line; prog is the name the help shows (`python -m pipeline` when run so)."""
     args = build_parser(prog).parse_args(argv)
+    if not args.debug:  # numpy's overflow notes, Pillow's EXIF complaints: noise to a user, shown with --debug
+        warnings.simplefilter("ignore")
+        os.environ["PYTHONWARNINGS"] = "ignore"  # the same in worker processes, which start afresh
     try:
         if getattr(args, "config", None):
             args.config = str(find_config(args.config))  # a packaged config's name -> its file
@@ -363,6 +371,8 @@ def main(argv=None, prog="catneuron"):
     except (PipelineError, OSError, MemoryError) as e:
         if args.debug:
             raise
-        print(f"error: {e}", file=sys.stderr)
+        message = printable(e) or type(e).__name__
+        # one readable line, whatever a file managed to get into the message
+        print(f"error: {message[:ERROR_MAX]}{'...' * (len(message) > ERROR_MAX)}", file=sys.stderr)
         return 1
     return code or 0

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from pipeline import PipelineError
 from pipeline.artifacts import read_run
+from pipeline.names import inside, printable
 
 
 def run_dirs(paths):
@@ -19,7 +20,7 @@ def run_dirs(paths):
         elif (path / "summary.csv").is_file():
             with open(path / "summary.csv", newline="", encoding="utf-8") as f:
                 rows = list(csv.DictReader(f))
-            done = [path / row["run"] for row in rows if row.get("status") == "done" and row.get("run")]
+            done = [inside(path, row["run"]) for row in rows if row.get("status") == "done" and row.get("run")]
             if not done:
                 raise PipelineError(f"{path / 'summary.csv'}: the sweep has no finished run yet")
             found += done
@@ -47,7 +48,7 @@ def _delta(value, first):
 
 def table(result):
     """The comparison as rows of cells: a header of runs, then one row per differing key and per metric."""
-    rows = [["", *result["runs"]]]
+    rows = [["", *map(printable, result["runs"])]]
     rows += [[key, *map(_fmt, values)] for key, values in result["params"].items()]
     for name, values in result["metrics"].items():
         deltas = result["change"][name]
@@ -56,7 +57,7 @@ def table(result):
 
 
 def _fmt(value):
-    return f"{value:.6g}" if isinstance(value, float) else str(value)
+    return f"{value:.6g}" if isinstance(value, float) else printable(value)  # config values may hold newlines
 
 
 def render(result, form="text"):

@@ -7,6 +7,7 @@ import dataclasses
 import difflib
 import math
 import re
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,6 +16,7 @@ import yaml
 from pipeline import PipelineError
 from pipeline.features import SCALINGS
 from pipeline.images import FITS, RESAMPLES
+from pipeline.names import quote
 from pipeline.solvers import DTYPES, SOLVERS
 
 
@@ -46,7 +48,12 @@ def _folder_name(v):
 
 
 def _names(v):
-    return None if all(n.strip() for n in v.split(",")) else "must be folder names separated by commas"
+    names = [n.strip() for n in v.split(",")]
+    if not all(names):
+        return "must be folder names separated by commas"
+    if any(_folder_name(n) or not n.isprintable() for n in names):
+        return "must be plain folder names inside data.root (no /, \\, .. or control characters)"
+    return None
 
 
 def _auto_or_bool(v):
@@ -183,13 +190,13 @@ def _read_with_base(path, chain=()):
     base = raw.pop("base", None)
     if base is None:
         return raw
-    if not isinstance(base, str) or not base:
-        raise PipelineError(f"{path}: base must be the path of another config file, got {base!r}")
+    if not isinstance(base, str) or not base or len(base) > 4096:
+        raise PipelineError(f"{path}: base must be the path of another config file, got {quote(base)}")
     base_path = path.parent / base
     chain = chain + (path,)
     if any(base_path.resolve() == p.resolve() for p in chain):
         raise PipelineError(f"{path}: base {base} makes a cycle: {' -> '.join(map(str, chain + (base_path,)))}")
-    if not base_path.is_file():
+    if not base_path.exists():
         raise PipelineError(f"{path}: base {base}: no such config file ({base_path})")
     merged = _read_with_base(base_path, chain)
     from_dict({k: v for k, v in merged.items() if k != "sweep"}, str(base_path))  # name the file at fault
@@ -199,13 +206,72 @@ def _read_with_base(path, chain=()):
     return merged
 
 
-def _read_yaml(path):
+CONFIG_MAX_BYTES = 1 << 20  # a config is a page of text: anything bigger is a mistake or an attack
+YAML_MAX_DEPTH = 20  # a config nests 3 levels (section, key, a sweep's list)
+
+
+class _Refused(yaml.YAMLError):
+    def __init__(self, problem, mark):
+        super().__init__(f"{problem} at line {mark.line + 1}")
+
+
+class _ConfigLoader(yaml.SafeLoader):
+    """yaml.safe_load's loader, refusing aliases (a 600-byte alias bomb expands to gigabytes) and duplicate
+    keys (YAML lets the last one win: a repeated train: section would silently drop the first)."""
+
+    depth = 0
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            raise _Refused("aliases (*name) are not allowed in a config", self.peek_event().start_mark)
+        if self.depth >= YAML_MAX_DEPTH:  # the composer recurses: [[[[...]]]] would end in a RecursionError
+            raise _Refused(f"nested deeper than {YAML_MAX_DEPTH} levels", self.peek_event().start_mark)
+        self.depth += 1
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
+
+    def construct_mapping(self, node, deep=False):
+        self.flatten_mapping(node)
+        seen = set()
+        for key_node, _ in node.value:
+            key = key_node.value if isinstance(key_node, yaml.ScalarNode) else None
+            if key in seen:
+                raise _Refused(f"duplicate key {quote(key)}", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
+def yaml_value(text):
+    """A YAML document read as configs are (no aliases, no duplicate keys); raises yaml.YAMLError."""
+    return yaml.load(text, Loader=_ConfigLoader)
+
+
+def _read_text(path):
+    """The text of the config file at path: a regular file of at most CONFIG_MAX_BYTES, in UTF-8."""
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        info = path.stat()  # never open a pipe (it would block) or a device (/dev/zero never ends)
+        if not stat.S_ISREG(info.st_mode):
+            raise PipelineError(f"{path}: not a regular file; a config must be a file, not a folder, pipe or device")
+        with open(path, "rb") as f:
+            data = f.read(CONFIG_MAX_BYTES + 1)  # +1: a file that grew since stat is still caught
+        if len(data) > CONFIG_MAX_BYTES:
+            raise PipelineError(f"{path}: over the limit of {CONFIG_MAX_BYTES} bytes for a config file")
+        return data.decode("utf-8")
     except FileNotFoundError:
         raise PipelineError(f"{path}: config file not found") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise PipelineError(f"{path}: cannot read config: {e}") from None
+    except UnicodeDecodeError:
+        raise PipelineError(f"{path}: cannot read config: not UTF-8 text") from None
+    except OSError as e:
+        raise PipelineError(f"{path}: cannot read config: {e.strerror or e}") from None
+
+
+def _read_yaml(path):
+    try:
+        raw = yaml_value(_read_text(path))
+    except _Refused as e:
+        raise PipelineError(f"{path}: {e}") from None
     except yaml.YAMLError as e:
         where = getattr(e, "problem_mark", None)
         line = f" at line {where.line + 1}" if where else ""
@@ -219,12 +285,16 @@ def _read_yaml(path):
 
 def from_dict(raw, where="config"):
     """Build a validated Config from a dict of sections; `where` names the source in error messages."""
+    if raw and not any(name in SECTIONS or _did_you_mean(str(name), SECTIONS) for name in raw):
+        # some other file (base: ~/.netrc): say so without echoing its contents
+        raise PipelineError(f"{where}: not a config file: none of its top-level keys is a section "
+                            f"({', '.join(SECTIONS)})")
     sections = {}
     for name, value in raw.items():
         if name not in SECTIONS:
-            raise PipelineError(f"{where}: unknown section '{name}'{_did_you_mean(str(name), SECTIONS)}")
+            raise PipelineError(f"{where}: unknown section {quote(str(name))}{_did_you_mean(str(name), SECTIONS)}")
         if not isinstance(value, dict):
-            raise PipelineError(f"{where}: section '{name}' must be a mapping of keys, got {value!r}")
+            raise PipelineError(f"{where}: section '{name}' must be a mapping of keys, got {quote(value)}")
         sections[name] = _section(SECTIONS[name], name, value, where)
     return Config(**sections)
 
@@ -235,7 +305,7 @@ def _section(cls, name, values, where):
     for key, value in values.items():
         dotted = f"{name}.{key}"
         if key not in fields:
-            raise PipelineError(f"{where}: unknown key '{dotted}'{_did_you_mean(dotted, ALL_KEYS)}")
+            raise PipelineError(f"{where}: unknown key {quote(str(dotted))}{_did_you_mean(str(dotted), ALL_KEYS)}")
         checked[key] = _checked(fields[key], dotted, value, where)
     return cls(**checked)
 
@@ -251,11 +321,16 @@ def _checked(f, dotted, value, where):
         problem = problem.replace("must be", "must be auto or", 1)
     if problem is None and f.metadata["check"]:
         problem = f.metadata["check"](value)
+    if problem is None and dotted in UPPER_BOUNDS and value > UPPER_BOUNDS[dotted]:
+        problem = f"must be <= {UPPER_BOUNDS[dotted]}"
     if problem:
-        raise PipelineError(f"{where}: {dotted} {problem}, got {value!r}")
+        raise PipelineError(f"{where}: {dotted} {problem}, got {quote(value)}")
     return float(value) if f.type is float else value
 
 
+MAX_IMAGE_SIZE = 1024  # pixels on a side: n_x = 3 * 1024**2 features already
+# what a small config could otherwise inflate in memory: image buffers, enlarged pictures, chunks
+UPPER_BOUNDS = {"data.image_size": MAX_IMAGE_SIZE, "evaluate.enlarge": 16, "train.chunk_size": 1_000_000}
 SCIENTIFIC = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
 
 
@@ -280,7 +355,7 @@ def _apply_override(raw, override):
         raise PipelineError(f"--set {override}: expected section.key=value, e.g. train.learning_rate=0.01")
     check_key(key.strip(), f"--set {override}")
     try:
-        value = yaml.safe_load(text)
+        value = yaml_value(text)
     except yaml.YAMLError:
         value = text  # not a YAML scalar: keep the text, type checking will judge it
     field_ = next(f for f in dataclasses.fields(SECTIONS[section]) if f.name == name)
@@ -292,7 +367,7 @@ def _apply_override(raw, override):
 def check_key(key, where):
     """Refuse a dotted key that is not a config key, suggesting the closest one; return it."""
     if key not in ALL_KEYS:
-        raise PipelineError(f"{where}: unknown key '{key}'{_did_you_mean(str(key), ALL_KEYS)}")
+        raise PipelineError(f"{where}: unknown key {quote(str(key))}{_did_you_mean(str(key), ALL_KEYS)}")
     return key
 
 

@@ -10,6 +10,7 @@ from PIL import Image, ImageDraw
 from pipeline.curves import auc, average_precision, both_classes, pr_curve, roc_curve
 from pipeline.files import replace_dir, write_png, write_text
 from pipeline.model import cross_entropy, sigmoid
+from pipeline.names import inside, safe_name
 
 GRID_COLUMNS = 8
 
@@ -100,8 +101,8 @@ def write_misclassified(folder, test, probs, model, enlarge=4):
     for i in wrong:
         true, guess, p = model.classes[test.y[0, i]], model.classes[pred[0, i]], float(probs[0, i])
         image = enlarged(test.x[i], enlarge)
-        name = f"test_{i:04d}_{true}_as_{guess}.png"
-        write_png(Path(folder) / name, image)
+        name = f"test_{i:04d}_{safe_name(true)}_as_{safe_name(guess)}.png"  # class names are data
+        write_png(inside(folder, name), image)
         rows.append({"index": int(i), "true_label": true, "predicted_label": guess, "probability": f"{p:.6f}",
                      "file": name})
         tiles.append((image, f"#{i} true {true} p={p:.2f}"))

@@ -2,12 +2,16 @@
 
 Policy, in order:
 1. Open by content (the extension is ignored), refusing empty files, non-images and decompression bombs.
+   Only the formats in FORMATS are tried: anything else Pillow knows (EPS, whose plugin runs Ghostscript,
+   PSD, FITS, ...) is refused as "not a supported image format (EPS)" before any other plugin runs.
+   Float pixels (mode F) are refused: no rule maps arbitrary floats to 0..255 without guessing.
 2. A JPEG much larger than the target is decoded at 1/2, 1/4 or 1/8 scale (libjpeg's DCT scaling, Pillow's
    draft mode), never below DRAFT_MARGIN times the target; the result differs from a full decode by a few
    grey levels at most and is several times faster (scripts/bench_predict.py measures both).
 3. The EXIF orientation is applied, so a phone photo stored sideways comes out upright.
 4. Every mode becomes 8-bit RGB: transparency (RGBA, LA, P with a transparent colour) is composited on
-   BACKGROUND, 16-bit grey (I;16, I) is scaled by 1/257, 1-bit, L, CMYK and YCbCr are converted by Pillow.
+   BACKGROUND, 16-bit grey (I;16) and 32-bit integer grey (I) are scaled by 1/257 (values of I outside
+   0..65535 clipped: I holds 16-bit values in most files), 1-bit, L, CMYK and YCbCr are converted by Pillow.
 5. The result is resized to (h, w) with the chosen fit and resample filter:
    squash (the lesson's plain resize: the aspect ratio is not kept), crop (the largest centred region of the
    target's aspect ratio, then resize), pad (resize to fit inside, centred on BACKGROUND).
@@ -29,6 +33,8 @@ DRAFT_MARGIN = 4  # a JPEG is decoded at reduced scale only while it stays at le
 # what a folder is searched for: the photo and web formats Pillow reads (a file named directly may be anything)
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".apng", ".gif", ".bmp", ".dib", ".webp", ".tif",
                   ".tiff", ".ppm", ".pgm", ".pbm", ".pnm", ".tga", ".ico", ".qoi", ".avif", ".mpo")
+# the photo and web formats, by Pillow's names, that are ever opened (MPO and APNG open as JPEG and PNG)
+FORMATS = ("JPEG", "PNG", "GIF", "BMP", "DIB", "WEBP", "TIFF", "PPM", "ICO", "TGA", "QOI", "AVIF")
 # what Pillow's decoders raise on malformed files, besides OSError for truncated data
 DECODE_ERRORS = (OSError, ValueError, SyntaxError, EOFError, struct.error, IndexError, TypeError, zlib.error)
 
@@ -78,15 +84,25 @@ def _open(path):
         with warnings.catch_warnings():
             # above MAX_IMAGE_PIXELS Pillow only warns; _check_pixels refuses after a JPEG's draft reduction
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            return Image.open(path)
+            image = Image.open(path, formats=readable_formats())
     except Image.DecompressionBombError as e:  # over twice MAX_IMAGE_PIXELS: not even opened
         raise PipelineError(f"{path}: refused: {e}") from None
     except UnidentifiedImageError:
-        raise PipelineError(f"{path}: not an image ({_sniff(path)})") from None
+        raise PipelineError(f"{path}: {_sniff(path)}") from None
     except PermissionError as e:
         raise PipelineError(f"{path}: cannot read ({e.strerror})") from None
     except DECODE_ERRORS as e:  # the header itself is cut short or garbled
         raise PipelineError(f"{path}: truncated or corrupt image ({e})") from None
+    if image.mode == "F":
+        image.close()
+        raise PipelineError(f"{path}: float pixels (mode F) are not supported; save it with 8 or 16 bits per channel")
+    return image
+
+
+def readable_formats():
+    """FORMATS that this Pillow can read (AVIF needs a Pillow built with libavif)."""
+    Image.init()  # loads every plugin, so that OPEN lists them all; done once
+    return [f for f in FORMATS if f in Image.OPEN]
 
 
 def _check_pixels(path, size, limit):
@@ -96,14 +112,20 @@ def _check_pixels(path, size, limit):
 
 
 def _sniff(path):
-    """A few words on what a file Pillow cannot identify seems to be."""
+    """A few words on what a file none of FORMATS' plugins opens seems to be. Only the plugins' prefix tests
+    run here (a look at the first bytes), never their readers."""
     with open(path, "rb") as f:
         head = f.read(512)
+    Image.init()
+    known = [fmt for fmt, (_, accept) in Image.OPEN.items() if fmt not in FORMATS and accept and accept(head[:16])]
+    known += ["PDF"] * head.startswith(b"%PDF-")
+    if known:
+        return f"not a supported image format ({known[0]})"
     try:
         text = head.decode("utf-8").lstrip().lower()
     except UnicodeDecodeError:
-        return "unknown format"
-    return "an HTML page" if text.startswith(("<!doctype html", "<html")) else "a text file"
+        return "not an image (unknown format)"
+    return f"not an image ({'an HTML page' if text.startswith(('<!doctype html', '<html')) else 'a text file'})"
 
 
 def to_rgb(image):

@@ -15,6 +15,7 @@ from PIL import Image
 from pipeline import PipelineError
 from pipeline.files import write_png
 from pipeline.images import IMAGE_SUFFIXES, load_image
+from pipeline.names import inside, printable, safe_name
 
 BATCH = 64  # images per matrix product
 
@@ -71,7 +72,7 @@ def predict_files(model, images, fit, resample, threshold, save_input=None, seen
             yield path, e
             continue
         if save_input is not None:
-            write_png(Path(save_input) / f"{k:05d}_{path.stem}.png", Image.fromarray(pixels, "RGB"))
+            write_png(inside(save_input, f"{k:05d}_{safe_name(path.stem)}.png"), Image.fromarray(pixels, "RGB"))
         pending.append((path, pixels))
         if seen is not None:
             seen(k, path, pixels)
@@ -90,12 +91,14 @@ def _score(model, pending, threshold):
 
 
 def human_line(result):
-    return f"{result.path}: {result.label} (p={result.probability:.3f})"
+    return printable(f"{result.path}: {result.label} (p={result.probability:.3f})")  # a name cannot forge a line
 
 
 def to_json(results):
     """One JSON document: a list of {path, label, probability}, probabilities at full precision."""
-    return json.dumps([asdict(r) for r in results], indent=2) + "\n"
+    # load_model's checks keep every probability a number; allow_nan=False makes sure NaN, which is not JSON,
+    # is never printed
+    return json.dumps([asdict(r) for r in results], indent=2, allow_nan=False) + "\n"
 
 
 def to_csv(results):

@@ -22,7 +22,7 @@ from pipeline.audit import summary as audit_summary
 from pipeline.files import replace_dir, sha256_file, write_text
 from pipeline.data import load_split
 from pipeline.h5write import SplitWriter, h5_count, read_sources
-from pipeline.images import load_image
+from pipeline.images import load_image, readable_formats
 from pipeline.scan import SPLITS, class_names, scan, split
 
 PROCESSED_ROOT = Path("data/processed")
@@ -40,6 +40,9 @@ def prepare(config, workers=None, force=False, strict=False, log=lambda message:
     data = config.data
     if not data.root:
         raise PipelineError("data.root: required when data.source is folder (the folder holding cat/ and non-cat/)")
+    if data.test_fraction + data.val_fraction >= 1:
+        raise PipelineError(f"data.test_fraction + data.val_fraction must be < 1 (some images must be left for "
+                            f"training), got {data.test_fraction} + {data.val_fraction}")
     out = dataset_dir(data)
     entries, splits, ignored = _collect(data)
     settings = _settings(data)
@@ -118,10 +121,11 @@ def _check_counts(report, data):
     counts = report["counts"]
     if not sum(sum(c.values()) for c in counts.values()):
         raise PipelineError(f"{data.root}: no usable images ({len(report['skipped'])} skipped)")
-    for name, n in counts["train"].items():
+    for name, n in counts.get("train", dict.fromkeys(report["classes"], 0)).items():  # none when all went to test
         if not n:
-            raise PipelineError(f"{data.root}: no usable training images of class '{name}'; "
-                                "training needs examples of both classes")
+            raise PipelineError(f"{data.root}: no usable training images of class '{name}'; training needs "
+                                f"examples of both classes (data.test_fraction is {data.test_fraction}, "
+                                f"data.val_fraction {data.val_fraction})")
     if not sum(counts.get("test", {}).values()):
         raise PipelineError(f"{data.test_root or data.root}: the test split has no usable images "
                             f"(data.test_fraction is {data.test_fraction})")
@@ -146,7 +150,7 @@ def decode(task):
         return None, f"unreadable ({e.strerror})", ""
     if min_size:
         try:
-            with Image.open(path) as im:  # reads the header only
+            with Image.open(path, formats=readable_formats()) as im:  # the header only, of an allowed format
                 w, h = im.size
             if min(w, h) < min_size:
                 return None, f"too small ({w}x{h} px, data.min_size is {min_size})", digest

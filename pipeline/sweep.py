@@ -13,6 +13,7 @@ a point is always a finished run; an interrupted point keeps its .incomplete nam
 import csv
 import io
 import itertools
+import math
 import multiprocessing
 import re
 import shutil
@@ -26,12 +27,14 @@ from pipeline import PipelineError
 from pipeline.artifacts import read_run
 from pipeline.config import Config, check_key, dump_config, load_experiment, with_values
 from pipeline.files import write_text
+from pipeline.names import quote
 from pipeline.train import load_splits, train
 
 SWEEP_FILE = "sweep.yaml"
 INCOMPLETE = ".incomplete"
 SHORT = {"train.learning_rate": "lr", "train.num_iterations": "it", "features.scaling": "", "train.l2": "l2=",
          "evaluate.threshold": "t"}  # folder-name prefixes; other keys use their own name
+MAX_POINTS = 1000  # runs in one sweep: a few lists of a few values; a bigger grid is a typo or an attack
 COLUMNS = ["final_cost", "train_accuracy", "test_accuracy", "train_log_loss", "test_log_loss", "duration_s"]
 VALIDATION_COLUMNS = ["validation_accuracy", "validation_majority_accuracy", "validation_log_loss",
                       "validation_roc_auc"]
@@ -81,7 +84,10 @@ def grid(config, sweep, where):
     for key, values in sweep.items():
         check_key(key, f"{where}: sweep")
         if not isinstance(values, list) or not values:
-            raise PipelineError(f"{where}: sweep: {key} must be a non-empty list of values, got {values!r}")
+            raise PipelineError(f"{where}: sweep: {key} must be a non-empty list of values, got {quote(values)}")
+    size = math.prod(len(values) for values in sweep.values())
+    if size > MAX_POINTS:
+        raise PipelineError(f"{where}: sweep: the grid has {size} points, over the limit of {MAX_POINTS} runs")
     points = []
     for combo in itertools.product(*sweep.values()):
         values = dict(zip(sweep, combo))
