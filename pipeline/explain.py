@@ -5,17 +5,17 @@ training (divide255: x_j = p_j / 255; standardize: x_j = (p_j - mean_j) / std_j)
 pixel is w_j x_j summed over its three channels; the contributions and b add up to z, and p = sigmoid(z).
 """
 import json
-import re
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw
 
-from pipeline import PipelineError, page
+from pipeline import page
 from pipeline.evaluate import enlarged
 from pipeline.features import features
 from pipeline.files import png_bytes, write_png, write_text
 from pipeline.model import sigmoid
+from pipeline.names import inside, safe_name
 from pipeline.pictures import weights_image
 from pipeline.plots import font
 
@@ -23,7 +23,6 @@ CELL = 8  # side of the square regions whose contributions are summed and ranked
 TOP_CELLS = 5  # how many of them the JSON lists
 TOWARDS_1 = np.array([178, 24, 43])  # dark red: pushes towards class 1 (cat)
 TOWARDS_0 = np.array([33, 102, 172])  # dark blue: pushes towards class 0 (non-cat); ColorBrewer's RdBu ends
-MAX_NAME = 80  # characters of an input's name kept in an output file name
 
 
 def contributions(model, pixels):
@@ -113,12 +112,6 @@ def picture(model, pixels, record, c, enlarge=4):
     return image
 
 
-def safe_name(text):
-    """A file name made from untrusted text (an input's name): letters, digits, '.', '-' and '_' only,
-    no two dots in a row and no leading dot (no "..", no hidden file), at most MAX_NAME characters, never empty."""
-    name = re.sub(r"\.{2,}", ".", re.sub(r"[^A-Za-z0-9._-]+", "_", str(text))).lstrip(".")[:MAX_NAME]
-    return name or "image"
-
 
 def write_explanation(folder, k, path, model, pixels, threshold, enlarge=4):
     """Write <k>_<name>.json and <k>_<name>.png (name: the input's, made safe) into folder; return the record."""
@@ -126,11 +119,8 @@ def write_explanation(folder, k, path, model, pixels, threshold, enlarge=4):
     stem = f"{k:05d}_{safe_name(Path(path).stem)}"
     record, c = explain(model, pixels, threshold, path)
     record["picture"] = f"{stem}.png"
-    for name in (f"{stem}.png", f"{stem}.json"):
-        if (folder / name).resolve().parent != folder.resolve():  # safe_name makes this impossible: check anyway
-            raise PipelineError(f"{folder / name}: refused: would be written outside {folder}")
-    write_png(folder / f"{stem}.png", picture(model, pixels, record, c, enlarge))
-    write_text(folder / f"{stem}.json", json.dumps(record, indent=2) + "\n")
+    write_png(inside(folder, f"{stem}.png"), picture(model, pixels, record, c, enlarge))
+    write_text(inside(folder, f"{stem}.json"), json.dumps(record, indent=2) + "\n")
     return record
 
 

@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from pipeline.artifacts import Model, load_model
-from pipeline.explain import contributions, explain, safe_name
+from pipeline.explain import contributions, explain
 from pipeline.features import Scaler
 from tests.conftest import run_cli, train_cli
 from tests.test_report import Page, decode, small_data, small_run  # noqa: F401
@@ -60,14 +60,6 @@ def test_contributions_are_w_times_the_scaled_pixel_and_add_up_to_the_logit(scal
     assert [abs(k["contribution"]) for k in cells] == sorted((abs(k["contribution"]) for k in cells), reverse=True)
 
 
-@pytest.mark.parametrize("text, name", [("../../etc/passwd", "_._etc_passwd"), ("..", "image"), ("", "image"),
-                                        ("IMG_0001", "IMG_0001"), ("a\x00b\nc\x1b[31m", "a_b_c_31m"),
-                                        ("chat noir é", "chat_noir_"), (".hidden", "hidden"),
-                                        ("C:\\Users\\x", "C_Users_x"), ("x" * 300, "x" * 80)])
-def test_safe_name_keeps_letters_digits_dot_dash_underscore_only(text, name):
-    assert safe_name(text) == name
-
-
 def test_predict_explain_writes_a_picture_and_a_json_per_input_that_add_up(course_run, course_dir, tmp_path):
     from pipeline.data import load_split
 
@@ -83,7 +75,7 @@ def test_predict_explain_writes_a_picture_and_a_json_per_input_that_add_up(cours
     assert result.returncode == 3 and "broken.png: truncated or corrupt image" in result.stderr
     printed = json.loads(result.stdout)
     written = sorted(p.name for p in out.iterdir())
-    assert len(written) == 6 and all(re.fullmatch(r"\d{5}_[A-Za-z0-9._-]{1,80}\.(png|json)", n) for n in written)
+    assert len(written) == 6 and all(re.fullmatch(r"\d{5}_[\w.+-]{1,60}\.(png|json)", n) for n in written)
     model = load_model(course_run)
     for record in printed:
         stem = next(n[:-5] for n in written if n.endswith(".json")
