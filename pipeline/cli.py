@@ -9,8 +9,6 @@ import os
 import sys
 from pathlib import Path
 
-from tqdm import tqdm
-
 from pipeline import PipelineError, __version__
 from pipeline.config import load_config
 from pipeline.files import write_text
@@ -19,12 +17,43 @@ from pipeline.images import FITS, RESAMPLES
 
 def info(message):
     """A progress message: stderr, so that results on stdout can be piped."""
-    tqdm.write(message, file=sys.stderr)
+    write(message, sys.stderr)
+
+
+def write(line, file=None):
+    """print(line) to file (default stdout); through tqdm.write once tqdm is imported, as a bar may be showing."""
+    if "tqdm" in sys.modules:
+        sys.modules["tqdm"].tqdm.write(line, file=file)
+    else:
+        print(line, file=file or sys.stdout)
 
 
 def progress(args, iterable=None, **options):
     """A tqdm bar on stderr, shown only on a terminal and without --quiet, gone when done."""
-    return tqdm(iterable, file=sys.stderr, leave=False, disable=args.quiet or not sys.stderr.isatty(), **options)
+    if args.quiet or not sys.stderr.isatty():
+        return _NoBar(iterable)
+    from tqdm import tqdm  # only when a bar is shown: its import alone is a tenth of a short command's time
+
+    return tqdm(iterable, file=sys.stderr, leave=False, **options)
+
+
+class _NoBar:
+    """What tqdm(iterable, disable=True) is, without importing tqdm: iterates, updates nothing, closes."""
+
+    def __init__(self, iterable=None):
+        self.iterable = iterable
+
+    def __iter__(self):
+        return iter(self.iterable)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def update(self, n=1):
+        pass
 
 
 def cmd_fetch(args):
@@ -76,7 +105,7 @@ def cmd_train(args):
     n = config.train.num_iterations
     with progress(args, total=n, desc="train", unit="it") as bar:
         run_dir, model, _ = train(config, *splits, Path(args.config).stem, args.run_dir,
-                                  on_cost=lambda i, cost: tqdm.write(f"Cost after iteration {i}: {cost:f}"),
+                                  on_cost=lambda i, cost: write(f"Cost after iteration {i}: {cost:f}"),
                                   on_step=lambda i: bar.update(), overrides=args.set, config_file=args.config)
     _print_accuracies(model, splits)
     info(f"run folder: {run_dir}")
@@ -138,7 +167,7 @@ def cmd_predict(args):
             else:
                 results.append(outcome)
                 if not (args.json or args.csv):
-                    tqdm.write(human_line(outcome))
+                    write(human_line(outcome))
     if args.json or args.csv:
         sys.stdout.write(to_json(results) if args.json else to_csv(results))
     if problems and results:

@@ -2,9 +2,10 @@
 
 Policy, in order:
 1. Open by content (the extension is ignored), refusing empty files, non-images and decompression bombs.
-2. A JPEG much larger than the target is decoded at 1/2, 1/4 or 1/8 scale (libjpeg's DCT scaling, Pillow's
-   draft mode), never below DRAFT_MARGIN times the target; the result differs from a full decode by a few
-   grey levels at most and is several times faster (scripts/bench_predict.py measures both).
+2. A JPEG at least twice the target size is decoded at 1/2, 1/4 or 1/8 scale (libjpeg's DCT scaling, Pillow's
+   draft mode): the smallest scale that still leaves both sides at least DRAFT_MARGIN times the target's
+   longer side. It is 2-3 times faster than a full decode, and the resized pixels differ from a full decode's
+   by about 1 grey level on average (docs/ingest.md gives the measured difference).
 3. The EXIF orientation is applied, so a phone photo stored sideways comes out upright.
 4. Every mode becomes 8-bit RGB: transparency (RGBA, LA, P with a transparent colour) is composited on
    BACKGROUND, 16-bit grey (I;16, I) is scaled by 1/257, 1-bit, L, CMYK and YCbCr are converted by Pillow.
@@ -25,7 +26,7 @@ from pipeline import PipelineError
 FITS = ("squash", "crop", "pad")
 RESAMPLES = ("nearest", "bilinear", "bicubic", "lanczos", "box")
 BACKGROUND = (255, 255, 255)  # white: transparent stickers and clip-art are drawn to be seen on a white page
-DRAFT_MARGIN = 4  # a JPEG is decoded at reduced scale only while it stays at least 4x the target size
+DRAFT_MARGIN = 1  # decode a JPEG down to the target size itself: 2x buys no accuracy for 25% more time (docs/ingest.md)
 # what a folder is searched for: the photo and web formats Pillow reads (a file named directly may be anything)
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".apng", ".gif", ".bmp", ".dib", ".webp", ".tif",
                   ".tiff", ".ppm", ".pgm", ".pbm", ".pnm", ".tga", ".ico", ".qoi", ".avif", ".mpo")

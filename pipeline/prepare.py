@@ -6,6 +6,7 @@ The whole folder is built under a temporary name and swapped in when complete. I
 the settings or the source files (names, sizes, mtimes) changed, which the fingerprint in
 prepare_report.json records.
 """
+import functools
 import hashlib
 import json
 import multiprocessing
@@ -89,10 +90,9 @@ def _build(tmp, entries, splits, config, report, workers, strict, progress):
     writers = {s: SplitWriter(tmp / f"{s}.h5", s, report["classes"], size, report["settings"])
                for s in SPLITS if s in splits}
     skipped = []
-    tasks = [(str(e.path), size, data.fit, data.resample, data.min_size) for e in entries]
-    bar = tqdm(total=len(tasks), desc="prepare", unit="img", file=sys.stderr, leave=False,
+    bar = tqdm(total=len(entries), desc="prepare", unit="img", file=sys.stderr, leave=False,
                disable=not progress or not sys.stderr.isatty())
-    decoded = _decode_all(tasks, workers)
+    decoded = _decode_all([str(e.path) for e in entries], (size, data.fit, data.resample, data.min_size), workers)
     try:
         for e, s, (pixels, reason, digest) in zip(entries, splits, decoded):
             bar.update()
@@ -127,19 +127,25 @@ def _check_counts(report, data):
                             f"(data.test_fraction is {data.test_fraction})")
 
 
-def _decode_all(tasks, workers):
-    """Decode every task in order: in this process for one worker, else in a pool of worker processes."""
-    workers = workers or os.cpu_count() or 1
-    if workers == 1:
-        yield from map(decode, tasks)
+def _decode_all(paths, options, workers):
+    """decode(path, options) for every path, in order: in this process for one worker, else in a pool."""
+    workers = min(workers or os.cpu_count() or 1, len(paths))
+    if workers <= 1:
+        yield from (decode(path, options) for path in paths)
         return
-    with multiprocessing.get_context("spawn").Pool(workers) as pool:
-        yield from pool.imap(decode, tasks, chunksize=max(1, min(16, len(tasks) // (workers * 4))))
+    # fork starts a worker in milliseconds with numpy, PIL and h5py already imported (spawn imports them again);
+    # macOS and Windows cannot fork safely
+    context = multiprocessing.get_context("fork" if sys.platform.startswith("linux") else "spawn")
+    # chunks of files per message: few messages, yet small enough for the last chunks to even out the workers
+    chunksize = max(1, min(32, len(paths) // (workers * 8)))
+    with context.Pool(workers) as pool:
+        yield from pool.imap(functools.partial(decode, options=options), paths, chunksize)
 
 
-def decode(task):
-    """One file -> (pixels (h, w, 3) uint8 or None, reason it was skipped or None, sha256 of the file)."""
-    path, size, fit, resample, min_size = task
+def decode(path, options):
+    """One file and options (size (h, w), fit, resample, min_size) -> (pixels (h, w, 3) uint8 or None,
+    reason it was skipped or None, sha256 of the file)."""
+    size, fit, resample, min_size = options
     try:
         digest = sha256_file(path)
     except OSError as e:
