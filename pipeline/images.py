@@ -43,9 +43,8 @@ def load_image(path, size, fit="squash", resample="bilinear", draft=True):
     h, w = size
     with _open(Path(path)) as image:
         try:
-            if draft and image.format in ("JPEG", "MPO"):  # MPO: a phone's JPEG with extra frames
-                side = DRAFT_MARGIN * max(h, w)  # square request: the same whatever the EXIF rotation
-                image.draft(image.mode, (side, side))
+            if draft:
+                reduce_jpeg(image, size)
             _check_pixels(path, image.size, Image.MAX_IMAGE_PIXELS)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # e.g. "corrupt EXIF data": the pixels are still good
@@ -63,6 +62,15 @@ def load_image(path, size, fit="squash", resample="bilinear", draft=True):
     pixels = np.array(rgb, dtype=np.uint8)  # (h, w, 3)
     assert pixels.shape == (h, w, 3), pixels.shape
     return pixels
+
+
+def reduce_jpeg(image, size):
+    """Have libjpeg decode an opened, not yet loaded JPEG at the smallest DCT scale (1/1, 1/2, 1/4 or 1/8) that
+    leaves both sides at least DRAFT_MARGIN times the longer side of size (h, w); other formats are left as
+    they are. The request is square, so it holds whatever the EXIF rotation and the fit."""
+    if image.format in ("JPEG", "MPO"):  # MPO: a phone's JPEG with extra frames
+        side = DRAFT_MARGIN * max(size)
+        image.draft(image.mode, (side, side))  # draft mode also picks libjpeg's fastest IDCT and upsampling
 
 
 def _open(path):
