@@ -59,15 +59,3 @@ class SplitWriter:
         self.flush()
         self.f.close()
 
-
-def read_sources(path, split):
-    """The source paths recorded in a prepared split file, or None for a file without provenance."""
-    with h5py.File(path, "r") as f:
-        key = f"{split}_set_source"
-        return [s.decode() for s in f[key][()]] if key in f else None
-
-
-def h5_count(path, split):
-    """The number of examples in a prepared split file."""
-    with h5py.File(path, "r") as f:
-        return f[f"{split}_set_y"].shape[0]

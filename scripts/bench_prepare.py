@@ -11,6 +11,7 @@ audit and the report. The plain loop is the issue's, as written:
     np.stack([np.asarray(Image.open(f).convert('RGB').resize((64, 64))) for f in files])
 
     .venv/bin/python scripts/bench_prepare.py [--data data/raw] [--ordinary 600] [--phone 40] [--rounds 3]
+    .venv/bin/python scripts/bench_prepare.py --ordinary 2000 --keep data/photos   # a demo folder, kept
 """
 import argparse
 import os
@@ -158,12 +159,19 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default=os.environ.get("CATVNONCAT_DIR", "data/raw"),
                         help="folder with the course's HDF5 files (default: $CATVNONCAT_DIR or data/raw)")
-    parser.add_argument("--ordinary", type=int, default=600, help="ordinary photos, ~500 px (default 600)")
+    parser.add_argument("--ordinary", "--count", type=int, default=600, help="ordinary photos, ~500 px (default 600)")
     parser.add_argument("--phone", type=int, default=40, help="phone-size photos, ~4000x3000 px (default 40)")
     parser.add_argument("--workers", type=int, help="prepare's worker processes (default: all cores)")
     parser.add_argument("--rounds", type=int, default=3, help="timed rounds; the fastest of each side counts")
     parser.add_argument("--train-runs", type=int, default=7, help="timed `train` processes (default 7)")
+    parser.add_argument("--keep", metavar="DIR", help="only make the ordinary photos into DIR (a new folder), and keep them")
     args = parser.parse_args()
+    if args.keep:
+        if Path(args.keep).exists():
+            sys.exit(f"error: {args.keep}: already exists; --keep needs a new folder")
+        make_photos(args.keep, args.ordinary, ORDINARY_PX, args.data)
+        print(f"made {args.ordinary} JPEGs of about {ORDINARY_PX} px in {args.keep}")
+        return
     print(f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}\n")
     print("| row | plain loop (s) | pipeline (s) | ratio | target | met | CPU s: plain / pipeline | "
           "pixels vs a full decode (mean / p99 / max) |")
