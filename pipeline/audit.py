@@ -21,16 +21,28 @@ def audit(splits, classes, near_distance=0.02):
 
     Returns a JSON-able dict: balance, exact_duplicates, near_duplicates (each listed up to LISTED).
     """
+    return audit_fingerprints({s: (y, sources, [fingerprint(x[i]) for i in range(x.shape[0])])
+                               for s, (x, y, sources) in splits.items()}, classes, near_distance)
+
+
+def fingerprint(pixels):
+    """What the audit compares of one image (h, w, 3) uint8: (sha256 hex of its pixels, its thumbnail)."""
+    return hashlib.sha256(pixels.tobytes()).hexdigest(), thumbnail(pixels)
+
+
+def audit_fingerprints(splits, classes, near_distance=0.02):
+    """audit() from fingerprints computed beforehand (prepare's workers compute them beside the decoding):
+    splits {name: (y (1, m), sources or None, m fingerprints)}."""
     names, labels, digests, thumbs = [], [], [], []
     balance = {}
-    for s, (x, y, sources) in splits.items():
+    for s, (y, sources, prints) in splits.items():
         counts = [int(np.sum(y == 0)), int(np.sum(y == 1))]
         balance[s] = {classes[0]: counts[0], classes[1]: counts[1], "positive_fraction": counts[1] / max(1, sum(counts))}
-        for i in range(x.shape[0]):
+        for i, (digest, thumb) in enumerate(prints):
             names.append(f"{s}:{sources[i] if sources else i}")
             labels.append(classes[int(y[0, i])])
-            digests.append(hashlib.sha256(x[i].tobytes()).hexdigest())
-            thumbs.append(thumbnail(x[i]))
+            digests.append(digest)
+            thumbs.append(thumb)
     groups = defaultdict(list)
     for k, d in enumerate(digests):
         groups[d].append(k)

@@ -10,8 +10,6 @@ import sys
 import warnings
 from pathlib import Path
 
-from tqdm import tqdm
-
 from pipeline import PipelineError, __version__
 from pipeline.config import PACKAGED, find_config, load_config
 from pipeline.files import write_text
@@ -24,12 +22,43 @@ ERROR_MAX = 2000  # characters of an error message shown
 
 def info(message):
     """A progress message: stderr, so that results on stdout can be piped."""
-    tqdm.write(printable(message), file=sys.stderr)  # a file or class name cannot split or forge a line
+    write(printable(message), sys.stderr)  # a file or class name cannot split or forge a line
+
+
+def write(line, file=None):
+    """print(line) to file (default stdout); through tqdm.write once tqdm is imported, as a bar may be showing."""
+    if "tqdm" in sys.modules:
+        sys.modules["tqdm"].tqdm.write(line, file=file)
+    else:
+        print(line, file=file or sys.stdout)
 
 
 def progress(args, iterable=None, **options):
     """A tqdm bar on stderr, shown only on a terminal and without --quiet, gone when done."""
-    return tqdm(iterable, file=sys.stderr, leave=False, disable=args.quiet or not sys.stderr.isatty(), **options)
+    if args.quiet or not sys.stderr.isatty():
+        return _NoBar(iterable)
+    from tqdm import tqdm  # only when a bar is shown: its import alone is a tenth of a short command's time
+
+    return tqdm(iterable, file=sys.stderr, leave=False, **options)
+
+
+class _NoBar:
+    """What tqdm(iterable, disable=True) is, without importing tqdm: iterates, updates nothing, closes."""
+
+    def __init__(self, iterable=None):
+        self.iterable = iterable
+
+    def __iter__(self):
+        return iter(self.iterable)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def update(self, n=1):
+        pass
 
 
 def cmd_fetch(args):
@@ -81,7 +110,7 @@ def cmd_train(args):
     n = config.train.num_iterations
     with progress(args, total=n, desc="train", unit="it") as bar:
         run_dir, model, _ = train(config, train_set, test_set, Path(args.config).stem, args.run_dir,
-                                  on_cost=lambda i, cost: tqdm.write(f"Cost after iteration {i}: {cost:f}"),
+                                  on_cost=lambda i, cost: write(f"Cost after iteration {i}: {cost:f}"),
                                   on_step=lambda i: bar.update(), overrides=args.set, config_file=args.config,
                                   val_set=val_set, log=info)
     _print_accuracies(model, (train_set, test_set))
@@ -124,7 +153,7 @@ def cmd_predict(args):
     from pipeline.predict import find_images, human_line, predict_files, to_csv, to_json
 
     if args.model is None:  # named on stdout, unless stdout is --json or --csv that a program reads
-        args.model = _latest(latest_run(), info if args.json or args.csv else tqdm.write)
+        args.model = _latest(latest_run(), info if args.json or args.csv else write)
     model = load_model(args.model)
     threshold = model.threshold if args.threshold is None else args.threshold
     if _open_unit(threshold):
@@ -147,7 +176,7 @@ def cmd_predict(args):
             else:
                 results.append(outcome)
                 if not (args.json or args.csv):
-                    tqdm.write(human_line(outcome))
+                    write(human_line(outcome))
     if args.json or args.csv:
         sys.stdout.write(to_json(results) if args.json else to_csv(results))
     if problems and results:

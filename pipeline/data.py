@@ -117,7 +117,7 @@ def load_course(data_dir, lazy_train=False):
     data_dir = Path(data_dir)
     train = load_split(data_dir / COURSE_FILES["train"], "train", lazy_train)
     test = load_split(data_dir / COURSE_FILES["test"], "test")
-    if len(np.unique(train.y)) < 2:
+    if train.y.min() == train.y.max():  # not np.unique: it imports numpy.ma, a few ms of every command
         raise PipelineError(f"{train.path}: train_set_y holds only the label {int(train.y[0, 0])}; "
                             "training needs examples of both classes")
     if test.classes != train.classes:

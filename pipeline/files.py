@@ -41,7 +41,7 @@ def write_bytes(path, data):
 def png_bytes(image):
     """A Pillow image as the bytes of a PNG file."""
     buf = io.BytesIO()
-    image.save(buf, format="PNG")
+    image.save(buf, format="PNG", compress_level=1)  # zlib's fastest: half the time of the default 6, 8% larger
     return buf.getvalue()
 
 

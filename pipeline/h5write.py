@@ -10,6 +10,12 @@ import h5py
 import numpy as np
 
 BATCH = 256  # images held in memory before they are appended to the file
+CHUNK_BYTES = 1 << 20  # the HDF5 chunk of <split>_set_x: about 1 MiB of whole examples
+
+
+def chunk_rows(size):
+    """Examples per HDF5 chunk of images of size (h, w): about CHUNK_BYTES, at least one."""
+    return max(1, CHUNK_BYTES // (size[0] * size[1] * 3))
 
 
 class SplitWriter:
@@ -17,9 +23,10 @@ class SplitWriter:
         self.f = h5py.File(path, "w")
         self.split, self.batch = split, []
         h, w = size
-        rows = max(1, (1 << 20) // (h * w * 3))  # about 1 MiB per compressed chunk
+        # uncompressed, in chunks of whole examples: photo pixels shrink by 7-14% under gzip or lzf, which costs
+        # 10-40x the time to write and 5-11x to read back (docs/ingest.md), and training may re-read X every pass
         self.f.create_dataset(f"{split}_set_x", shape=(0, h, w, 3), maxshape=(None, h, w, 3), dtype=np.uint8,
-                              chunks=(rows, h, w, 3), compression="gzip", compression_opts=4)
+                              chunks=(chunk_rows(size), h, w, 3))
         self.f.create_dataset(f"{split}_set_y", shape=(0,), maxshape=(None,), dtype=np.int64, chunks=(4096,))
         self.f.create_dataset(f"{split}_set_source", shape=(0,), maxshape=(None,), dtype=h5py.string_dtype(),
                               chunks=(4096,))
@@ -52,15 +59,3 @@ class SplitWriter:
         self.flush()
         self.f.close()
 
-
-def read_sources(path, split):
-    """The source paths recorded in a prepared split file, or None for a file without provenance."""
-    with h5py.File(path, "r") as f:
-        key = f"{split}_set_source"
-        return [s.decode() for s in f[key][()]] if key in f else None
-
-
-def h5_count(path, split):
-    """The number of examples in a prepared split file."""
-    with h5py.File(path, "r") as f:
-        return f[f"{split}_set_y"].shape[0]

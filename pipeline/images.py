@@ -5,9 +5,10 @@ Policy, in order:
    Only the formats in FORMATS are tried: anything else Pillow knows (EPS, whose plugin runs Ghostscript,
    PSD, FITS, ...) is refused as "not a supported image format (EPS)" before any other plugin runs.
    Float pixels (mode F) are refused: no rule maps arbitrary floats to 0..255 without guessing.
-2. A JPEG much larger than the target is decoded at 1/2, 1/4 or 1/8 scale (libjpeg's DCT scaling, Pillow's
-   draft mode), never below DRAFT_MARGIN times the target; the result differs from a full decode by a few
-   grey levels at most and is several times faster (scripts/bench_predict.py measures both).
+2. A JPEG at least twice the target size is decoded at 1/2, 1/4 or 1/8 scale (libjpeg's DCT scaling, Pillow's
+   draft mode): the smallest scale that still leaves both sides at least DRAFT_MARGIN times the target's
+   longer side. It is 2-3 times faster than a full decode, and the resized pixels differ from a full decode's
+   by about 1 grey level on average (docs/ingest.md gives the measured difference).
 3. The EXIF orientation is applied, so a phone photo stored sideways comes out upright.
 4. Every mode becomes 8-bit RGB: transparency (RGBA, LA, P with a transparent colour) is composited on
    BACKGROUND, 16-bit grey (I;16) and 32-bit integer grey (I) are scaled by 1/257 (values of I outside
@@ -29,7 +30,7 @@ from pipeline import PipelineError
 FITS = ("squash", "crop", "pad")
 RESAMPLES = ("nearest", "bilinear", "bicubic", "lanczos", "box")
 BACKGROUND = (255, 255, 255)  # white: transparent stickers and clip-art are drawn to be seen on a white page
-DRAFT_MARGIN = 4  # a JPEG is decoded at reduced scale only while it stays at least 4x the target size
+DRAFT_MARGIN = 1  # decode a JPEG down to the target size itself: 2x buys no accuracy for 25% more time (docs/ingest.md)
 # what a folder is searched for: the photo and web formats Pillow reads (a file named directly may be anything)
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".apng", ".gif", ".bmp", ".dib", ".webp", ".tif",
                   ".tiff", ".ppm", ".pgm", ".pbm", ".pnm", ".tga", ".ico", ".qoi", ".avif", ".mpo")
@@ -48,9 +49,8 @@ def load_image(path, size, fit="squash", resample="bilinear", draft=True):
     h, w = size
     with _open(Path(path)) as image:
         try:
-            if draft and image.format in ("JPEG", "MPO"):  # MPO: a phone's JPEG with extra frames
-                side = DRAFT_MARGIN * max(h, w)  # square request: the same whatever the EXIF rotation
-                image.draft(image.mode, (side, side))
+            if draft:
+                reduce_jpeg(image, size)
             _check_pixels(path, image.size, Image.MAX_IMAGE_PIXELS)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # e.g. "corrupt EXIF data": the pixels are still good
@@ -68,6 +68,15 @@ def load_image(path, size, fit="squash", resample="bilinear", draft=True):
     pixels = np.array(rgb, dtype=np.uint8)  # (h, w, 3)
     assert pixels.shape == (h, w, 3), pixels.shape
     return pixels
+
+
+def reduce_jpeg(image, size):
+    """Have libjpeg decode an opened, not yet loaded JPEG at the smallest DCT scale (1/1, 1/2, 1/4 or 1/8) that
+    leaves both sides at least DRAFT_MARGIN times the longer side of size (h, w); other formats are left as
+    they are. The request is square, so it holds whatever the EXIF rotation and the fit."""
+    if image.format in ("JPEG", "MPO"):  # MPO: a phone's JPEG with extra frames
+        side = DRAFT_MARGIN * max(size)
+        image.draft(image.mode, (side, side))  # draft mode also picks libjpeg's fastest IDCT and upsampling
 
 
 def _open(path):

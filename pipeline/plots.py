@@ -6,7 +6,7 @@ they stay distinguishable in greyscale print.
 """
 import math
 from dataclasses import dataclass, field
-from xml.sax.saxutils import escape
+from html import escape  # not xml.sax.saxutils, whose import pulls in urllib, http.client and ssl
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
@@ -146,7 +146,7 @@ def svg(chart):
             turn = f' transform="rotate(-90 {x:.1f} {y:.1f})"' if rotated else ""
             fixed = f' textLength="{length[0]:.1f}" lengthAdjust="spacingAndGlyphs"' if length else ""
             out.append(f'<text x="{x:.1f}" y="{y:.1f}" text-anchor="{anchors[anchor[0]]}" '
-                       f'dominant-baseline="{baselines[anchor[1]]}"{turn}{fixed}>{escape(text)}</text>')
+                       f'dominant-baseline="{baselines[anchor[1]]}"{turn}{fixed}>{escape(text, quote=False)}</text>')
     return "\n".join(out + ["</svg>"]) + "\n"
 
 

@@ -6,6 +6,7 @@ The whole folder is built under a temporary name and swapped in when complete. I
 the settings or the source files (names, sizes, mtimes) changed, which the fingerprint in
 prepare_report.json records.
 """
+import functools
 import hashlib
 import json
 import multiprocessing
@@ -13,21 +14,21 @@ import os
 import sys
 from pathlib import Path
 
+import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
 from pipeline import PipelineError
-from pipeline.audit import audit
+from pipeline.audit import audit_fingerprints, fingerprint
 from pipeline.audit import summary as audit_summary
 from pipeline.files import replace_dir, sha256_file, write_text
-from pipeline.data import load_split
-from pipeline.h5write import SplitWriter, h5_count, read_sources
+from pipeline.h5write import SplitWriter
 from pipeline.images import load_image, readable_formats
 from pipeline.scan import SPLITS, class_names, scan, split
 
 PROCESSED_ROOT = Path("data/processed")
 REPORT = "prepare_report.json"
-FORMAT = 1  # bump when what prepare writes changes: datasets of an older format are rebuilt
+FORMAT = 2  # bump when what prepare writes changes: datasets of an older format are rebuilt
 
 
 def dataset_dir(data):
@@ -92,12 +93,12 @@ def _build(tmp, entries, splits, config, report, workers, strict, progress):
     writers = {s: SplitWriter(tmp / f"{s}.h5", s, report["classes"], size, report["settings"])
                for s in SPLITS if s in splits}
     skipped = []
-    tasks = [(str(e.path), size, data.fit, data.resample, data.min_size) for e in entries]
-    bar = tqdm(total=len(tasks), desc="prepare", unit="img", file=sys.stderr, leave=False,
+    audited = {s: ([], [], []) for s in writers}  # per split: labels, sources, fingerprints (see pipeline/audit.py)
+    bar = tqdm(total=len(entries), desc="prepare", unit="img", file=sys.stderr, leave=False,
                disable=not progress or not sys.stderr.isatty())
-    decoded = _decode_all(tasks, workers)
+    decoded = _decode_all([str(e.path) for e in entries], (size, data.fit, data.resample, data.min_size), workers)
     try:
-        for e, s, (pixels, reason, digest) in zip(entries, splits, decoded):
+        for e, s, (pixels, reason, digest, prints) in zip(entries, splits, decoded):
             bar.update()
             if pixels is None:
                 if strict:
@@ -105,6 +106,8 @@ def _build(tmp, entries, splits, config, report, workers, strict, progress):
                 skipped.append({"file": e.rel, "reason": reason})
             else:
                 writers[s].add(pixels, e.label, e.rel, digest)
+                for column, value in zip(audited[s], (e.label, e.rel, prints)):
+                    column.append(value)
     finally:
         decoded.close()  # stops the worker processes at once when a file was refused
         bar.close()
@@ -113,7 +116,9 @@ def _build(tmp, entries, splits, config, report, workers, strict, progress):
     report["counts"] = {s: dict(zip(report["classes"], w.counts)) for s, w in writers.items()}
     report["skipped"] = skipped
     _check_counts(report, data)
-    report["audit"] = audit_files(tmp, report["classes"], config.audit.near_distance)
+    report["audit"] = audit_fingerprints({s: (np.array([labels]), sources, prints)  # y: (1, m)
+                                          for s, (labels, sources, prints) in audited.items() if labels},
+                                         report["classes"], config.audit.near_distance)
     write_text(tmp / REPORT, json.dumps(report, indent=2) + "\n")
 
 
@@ -131,35 +136,42 @@ def _check_counts(report, data):
                             f"(data.test_fraction is {data.test_fraction})")
 
 
-def _decode_all(tasks, workers):
-    """Decode every task in order: in this process for one worker, else in a pool of worker processes."""
-    workers = workers or os.cpu_count() or 1
-    if workers == 1:
-        yield from map(decode, tasks)
+def _decode_all(paths, options, workers):
+    """decode(path, options) for every path, in order: in this process for one worker, else in a pool."""
+    workers = min(workers or os.cpu_count() or 1, len(paths))
+    if workers <= 1:
+        yield from (decode(path, options) for path in paths)
         return
-    with multiprocessing.get_context("spawn").Pool(workers) as pool:
-        yield from pool.imap(decode, tasks, chunksize=max(1, min(16, len(tasks) // (workers * 4))))
+    # fork starts a worker in milliseconds with numpy, PIL and h5py already imported (spawn imports them again);
+    # macOS and Windows cannot fork safely
+    context = multiprocessing.get_context("fork" if sys.platform.startswith("linux") else "spawn")
+    # chunks of files per message: few messages, yet small enough for the last chunks to even out the workers
+    chunksize = max(1, min(32, len(paths) // (workers * 8)))
+    with context.Pool(workers) as pool:
+        yield from pool.imap(functools.partial(decode, options=options), paths, chunksize)
 
 
-def decode(task):
-    """One file -> (pixels (h, w, 3) uint8 or None, reason it was skipped or None, sha256 of the file)."""
-    path, size, fit, resample, min_size = task
+def decode(path, options):
+    """One file and options (size (h, w), fit, resample, min_size) -> (pixels (h, w, 3) uint8 or None,
+    reason it was skipped or None, sha256 of the file, the audit's fingerprint of the pixels or None)."""
+    size, fit, resample, min_size = options
     try:
         digest = sha256_file(path)
     except OSError as e:
-        return None, f"unreadable ({e.strerror})", ""
+        return None, f"unreadable ({e.strerror})", "", None
     if min_size:
         try:
             with Image.open(path, formats=readable_formats()) as im:  # the header only, of an allowed format
                 w, h = im.size
             if min(w, h) < min_size:
-                return None, f"too small ({w}x{h} px, data.min_size is {min_size})", digest
+                return None, f"too small ({w}x{h} px, data.min_size is {min_size})", digest, None
         except Exception:  # not an image: load_image below says why
             pass
     try:
-        return load_image(path, size, fit, resample), None, digest
+        pixels = load_image(path, size, fit, resample)
     except PipelineError as e:
-        return None, str(e).removeprefix(f"{path}: "), digest
+        return None, str(e).removeprefix(f"{path}: "), digest, None
+    return pixels, None, digest, fingerprint(pixels)
 
 
 def read_report(folder):
@@ -168,17 +180,6 @@ def read_report(folder):
         return json.loads((Path(folder) / REPORT).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
-
-
-def audit_files(folder, classes, near_distance):
-    """The audit of the split files in folder (see pipeline/audit.py)."""
-    splits = {}
-    for s in SPLITS:
-        path = Path(folder) / f"{s}.h5"
-        if path.is_file() and h5_count(path, s):
-            ds = load_split(path, s)
-            splits[s] = (ds.x, ds.y, read_sources(path, s))
-    return audit(splits, classes, near_distance)
 
 
 def summary(folder, report, shown=10):
