@@ -1,11 +1,13 @@
 """`python -m pipeline <command>`: parse arguments, load the config, call the stage, report errors in one line.
 
 Exit codes: 0 success, 1 an error in the input or the environment (one line on stderr), 2 a usage error,
-3 predict read some inputs but not all, 130 interrupted, 141 stdout closed by its reader.
+3 predict read some inputs but not all, 130 interrupted (Ctrl-C), 143 terminated (SIGTERM), 141 stdout closed by
+its reader. SIGTERM is handled as Ctrl-C is: temporary files and folders and unfinished run folders are removed.
 """
 import argparse
 import dataclasses
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -148,7 +150,7 @@ def cmd_predict(args):
 
 def cmd_sweep(args):
     from pipeline import sweep
-    from pipeline.artifacts import new_run_dir
+    from pipeline.artifacts import claim_dir, new_run_dir
     from pipeline.report import write_sweep_report
 
     if args.resume and (args.set or args.sweep_dir):
@@ -156,7 +158,8 @@ def cmd_sweep(args):
     config_file = sweep.sweep_file(args.resume) if args.resume else Path(args.config)
     points, resolved = sweep.plan(config_file, args.set)
     data = sweep.load_all(points)  # before the sweep folder is claimed: a missing file leaves nothing behind
-    sweep_dir = Path(args.resume) if args.resume else new_run_dir(config_file.stem, args.sweep_dir, "--sweep-dir")
+    sweep_dir = claim_dir(args.resume, "--resume") if args.resume else \
+        new_run_dir(config_file.stem, args.sweep_dir, "--sweep-dir")
     if not args.resume:
         write_text(sweep_dir / sweep.SWEEP_FILE, f"# resolved from {' '.join([str(config_file), *args.set])}\n{resolved}")
     with progress(args, total=len(points), desc="sweep", unit="run") as bar:
@@ -205,7 +208,7 @@ def build_parser():
     parser = argparse.ArgumentParser(prog="python -m pipeline",
                                      description="The lesson's single-neuron cat/non-cat classifier, stage by stage.",
                                      epilog="Exit codes: 0 success, 1 error (one line on stderr), 2 usage, 3 predict read only some "
-                                            "inputs, 130 interrupted, 141 stdout closed by its reader.")
+                                            "inputs, 130 interrupted, 143 terminated, 141 stdout closed by its reader.")
     parser.add_argument("--version", action="version", version=__version__)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -280,19 +283,37 @@ def build_parser():
     return parser
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the program is, so that every cleanup written for Ctrl-C runs for it too."""
+
+
+def _terminate(signum, frame):
+    raise Terminated
+
+
 def main(argv=None):
     args = build_parser().parse_args(argv)
+    signal.signal(signal.SIGTERM, _terminate)
+    # forked workers (sweep --jobs) keep the default: their parent stops them with SIGTERM and cleans up
+    os.register_at_fork(after_in_child=lambda: signal.signal(signal.SIGTERM, signal.SIG_DFL))
     try:
         code = args.func(args)
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as e:
+        print("terminated" if isinstance(e, Terminated) else "interrupted", file=sys.stderr)
+        return 143 if isinstance(e, Terminated) else 130
     except BrokenPipeError:  # the reader went away (`... | head`): not an error worth a message
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the exit's flush cannot fail again
         return 141
     except (PipelineError, OSError, MemoryError) as e:
         if args.debug:
             raise
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {_one_line(e)}", file=sys.stderr)
         return 1
     return code or 0
+
+
+def _one_line(error):
+    """`path: No space left on device` rather than Python's `[Errno 28] No space left on device: 'path'`."""
+    if isinstance(error, OSError) and error.filename and error.strerror:
+        return f"{error.filename}: {error.strerror}"
+    return str(error)

@@ -102,6 +102,8 @@ def _build(tmp, entries, splits, config, report, workers, strict, progress):
                 skipped.append({"file": e.rel, "reason": reason})
             else:
                 writers[s].add(pixels, e.label, e.rel, digest)
+        for w in writers.values():
+            w.flush()  # the last batches: a full disk fails here, where it is caught, not in close
     finally:
         decoded.close()  # stops the worker processes at once when a file was refused
         bar.close()
