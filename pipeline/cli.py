@@ -9,6 +9,7 @@ import dataclasses
 import os
 import signal
 import sys
+import threading
 from pathlib import Path
 
 from tqdm import tqdm
@@ -291,9 +292,20 @@ def _terminate(signum, frame):
     raise Terminated
 
 
+def _redeliver(unraisable, default=sys.unraisablehook):
+    """An interrupt raised inside a callback whose errors Python ignores (a weakref's, a __del__) would be
+    lost and the program go on: send the signal again, from another thread, to land after the callback."""
+    if isinstance(unraisable.exc_value, KeyboardInterrupt):
+        signum = signal.SIGTERM if isinstance(unraisable.exc_value, Terminated) else signal.SIGINT
+        threading.Timer(0.01, os.kill, (os.getpid(), signum)).start()
+    else:
+        default(unraisable)
+
+
 def main(argv=None):
     args = build_parser().parse_args(argv)
     signal.signal(signal.SIGTERM, _terminate)
+    sys.unraisablehook = _redeliver
     # forked workers (sweep --jobs) keep the default: their parent stops them with SIGTERM and cleans up
     os.register_at_fork(after_in_child=lambda: signal.signal(signal.SIGTERM, signal.SIG_DFL))
     try:

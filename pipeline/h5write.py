@@ -19,7 +19,7 @@ import h5py
 import numpy as np
 
 BATCH = 256  # images held in memory before they are appended to the file
-SLACK = 4 << 20  # bytes reserved on top of a batch's estimate: HDF5's metadata and free-space bookkeeping
+SLACK = 1 << 20  # bytes reserved on top of a batch's estimate: HDF5's metadata and free-space bookkeeping
 
 
 class SplitWriter:
@@ -59,8 +59,8 @@ class SplitWriter:
         if not self.batch:
             return
         pixels, labels, sources, digests = zip(*self.batch)
-        # a chunk may be rewritten elsewhere in the file, and gzip can grow random pixels a little: twice over
-        self._reserve(2 * (sum(p.nbytes for p in pixels) + sum(len(s) + 80 for s in sources)))
+        # gzip can grow random pixels a little, and the partly filled chunk is written again elsewhere
+        self._reserve(2 * (sum(p.nbytes for p in pixels) + sum(len(s) + 80 for s in sources)) + self.chunk_bytes)
         columns = (np.stack(pixels), np.array(labels, dtype=np.int64), list(sources),
                    np.array(digests, dtype="S64"))
         for name, values in zip(("x", "y", "source", "sha256"), columns):
@@ -79,9 +79,9 @@ class SplitWriter:
         os.truncate(self.path, os.path.getsize(self.path))  # frees the blocks reserved past the end
 
     def _reserve(self, nbytes):
-        """Allocate nbytes (+ SLACK and two chunks) past the end of the file without changing its size."""
+        """Allocate nbytes + SLACK past the end of the file (without changing its size) for HDF5 to write to."""
         fd = self.f.id.get_vfd_handle()
-        reserve(fd, os.fstat(fd).st_size, nbytes + SLACK + 2 * self.chunk_bytes, self.path)
+        reserve(fd, os.fstat(fd).st_size, nbytes + SLACK, self.path)
 
 
 _LIBC = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
