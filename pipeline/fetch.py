@@ -124,10 +124,10 @@ def _copy(source, name, tmp, limit):
 def _blocks(f, where, limit):
     """The bytes read from f, a block at a time, refusing more than limit in all; a failure to read is a
     PipelineError naming `where`."""
-    total = 0
+    total, read = 0, getattr(f, "read1", f.read)  # read1: what has arrived, without waiting for a whole block
     while True:
         try:
-            block = f.read(BLOCK)
+            block = read(BLOCK)
         except (OSError, ValueError, http.client.HTTPException) as e:
             raise PipelineError(f"{where}: download failed: {e}") from None
         if not block:
