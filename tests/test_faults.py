@@ -181,3 +181,20 @@ def test_a_finished_run_folder_is_refused_and_an_empty_one_accepted(tmp_path):
     run_cli(*train_args(data, tmp_path / "run", "train.num_iterations=10"), cwd=tmp_path, check=0)
     again = run_cli(*train_args(data, tmp_path / "run", "train.num_iterations=10"), cwd=tmp_path)
     assert again.returncode == 1 and "run: already exists and is not an empty folder" in again.stderr
+
+
+def test_a_locked_folder_is_refused_until_its_holder_ends_however_it_ends(tmp_path):
+    from pipeline import PipelineError
+    from pipeline.artifacts import claim_dir
+
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from pipeline.artifacts import claim_dir; "
+                               "claim_dir(sys.argv[1]); print('held', flush=True); time.sleep(60)", tmp_path],
+                              stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    with holder.stdout:
+        assert holder.stdout.readline() == "held\n"
+    with pytest.raises(PipelineError, match=f"{tmp_path}: in use by another run that is still going; "
+                                            "wait for it to end or choose another --resume"):
+        claim_dir(tmp_path, "--resume")
+    holder.kill()  # SIGKILL: no cleanup of its own, yet no stale lock
+    holder.wait()
+    assert claim_dir(tmp_path) == tmp_path
