@@ -71,12 +71,16 @@ class SplitWriter:
         self.f.flush()  # everything HDF5 holds is written now, into the reserved space
         self.batch = []
 
-    def close(self):
-        """Close the file without writing the queued examples (flush() them first): after a flush, closing
-        writes almost nothing, so it cannot fail on a full disk; the unused reservation is given back."""
-        self.batch = []
-        self.f.close()
-        os.truncate(self.path, os.path.getsize(self.path))  # frees the blocks reserved past the end
+    def close(self, discard=False):
+        """Write the queued examples (unless discard: after an error) and close the file, whatever happens:
+        after a flush HDF5 has nothing left to write, so closing cannot meet a full disk."""
+        try:
+            if not discard:
+                self.flush()
+        finally:
+            self.batch = []
+            self.f.close()
+            os.truncate(self.path, os.path.getsize(self.path))  # gives back the blocks reserved past the end
 
     def _reserve(self, nbytes):
         """Allocate nbytes + SLACK past the end of the file (without changing its size) for HDF5 to write to."""

@@ -68,7 +68,7 @@ def hidden(folder):
     return sorted(p.name for p in folder.rglob(".*"))
 
 
-def course_like(folder, m=(60, 300), size=64, seed=0):
+def course_like(folder, m=(40, 160), size=64, seed=0):
     """Course-schema files of random pictures and labels in folder (many test images are misclassified)."""
     rng = np.random.default_rng(seed)
     folder.mkdir(exist_ok=True)
