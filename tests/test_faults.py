@@ -79,7 +79,9 @@ def course_like(folder, m=(40, 160), size=64, seed=0):
 
 
 def train_args(data, run_dir, *sets):
-    return ["train", "--config", ROOT / "configs" / "default.yaml", "--set", f"data.dir={data}", "--run-dir", run_dir, *[a for s in sets for a in ("--set", s)]]
+    """The arguments of `train` on the course-schema files in data into run_dir, each of sets a --set."""
+    return ["train", "--config", ROOT / "configs" / "default.yaml", "--set", f"data.dir={data}",
+            "--run-dir", run_dir, *[a for s in sets for a in ("--set", s)]]
 
 
 @pytest.fixture(scope="module")
