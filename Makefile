@@ -8,7 +8,7 @@ CONFIG ?= configs/default.yaml
 SWEEP_CONFIG ?= configs/lr_sweep.yaml
 JOBS ?= 1
 RAW := data/raw/train_catvnoncat.h5 data/raw/test_catvnoncat.h5
-# where fetch gets the course files: an http(s):// or file:// URL or a folder (default: the public mirror)
+# where fetch gets the course files: an http(s):// or file:// URL or a folder (default: public mirrors, in turn)
 DATA_FROM ?=
 FETCH := $(PY) -m pipeline fetch $(if $(DATA_FROM),--from "$(DATA_FROM)")
 

@@ -1,9 +1,11 @@
 """Run folders and the model file: everything a run writes, described well enough to be reused alone."""
 import csv
 import datetime
+import fcntl
 import io
 import json
 import math
+import os
 import time
 import zipfile
 from dataclasses import dataclass
@@ -178,24 +180,57 @@ def _check_numbers(path, kind, a):
 
 
 def new_run_dir(name, run_dir=None, option="--run-dir"):
-    """Create and return the run folder: run_dir if given (it must be new or empty), else runs/<name>-<time>.
-    option names the command-line option that gave run_dir, for the error message."""
+    """Claim and return the run folder: run_dir if given (it must be new or empty), else runs/<name>-<time>.
+    option names the command-line option that gave run_dir, for the error message.
+
+    The claim is exclusive: of two processes aimed at one folder exactly one gets it (see claim_dir).
+    """
     if run_dir is not None:
         run_dir = Path(run_dir)
-        if run_dir.exists() and (not run_dir.is_dir() or any(run_dir.iterdir())):
+        if run_dir.exists() and not run_dir.is_dir():
             raise PipelineError(f"{run_dir}: already exists and is not an empty folder; "
                                 f"choose another {option} or remove it")
         run_dir.mkdir(parents=True, exist_ok=True)
+        claim_dir(run_dir, option)
+        if any(run_dir.iterdir()):  # looked at only once the claim is ours: no one else can fill it now
+            raise PipelineError(f"{run_dir}: already exists and is not an empty folder; "
+                                f"choose another {option} or remove it")
         return run_dir
     stem = RUNS_ROOT / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
     for n in range(1, 1000):
         candidate = stem if n == 1 else stem.with_name(f"{stem.name}-{n}")
         try:
             candidate.mkdir(parents=True)
-            return candidate
-        except FileExistsError:
+            return claim_dir(candidate, option)
+        except (FileExistsError, PipelineError):  # made, or claimed through --run-dir, by another run
             continue
     raise PipelineError(f"{stem}: too many runs with this name in the same second")
+
+
+_CLAIMS = {}  # folder -> the open descriptor holding its lock, for as long as this process runs
+
+
+def claim_dir(folder, option="--run-dir"):
+    """Lock the existing folder for this process (flock: released when the process ends, however it ends);
+    refuse it when another process holds it. Returns folder."""
+    for held in [p for p in _CLAIMS if not p.is_dir()]:  # renamed or removed since: its claim is over
+        os.close(_CLAIMS.pop(held))
+    folder = Path(folder)
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        taken = os.fstat(fd).st_ino != os.stat(folder).st_ino  # removed and made again while we locked
+    except BlockingIOError:
+        taken = True
+    except OSError:  # a file system without locks (or the folder just went): used unlocked, as before
+        os.close(fd)
+        return folder
+    if taken:
+        os.close(fd)
+        raise PipelineError(f"{folder}: in use by another run that is still going; "
+                            f"wait for it to end or choose another {option}")
+    _CLAIMS[folder] = fd
+    return folder
 
 
 def latest_run(root=RUNS_ROOT):

@@ -1,12 +1,15 @@
 """`python -m pipeline <command>`: parse arguments, load the config, call the stage, report errors in one line.
 
 Exit codes: 0 success, 1 an error in the input or the environment (one line on stderr), 2 a usage error,
-3 predict read some inputs but not all, 130 interrupted, 141 stdout closed by its reader.
+3 predict read some inputs but not all, 130 interrupted (Ctrl-C), 143 terminated (SIGTERM), 141 stdout closed by
+its reader. SIGTERM is handled as Ctrl-C is: temporary files and folders and unfinished run folders are removed.
 """
 import argparse
 import dataclasses
 import os
+import signal
 import sys
+import threading
 import warnings
 from pathlib import Path
 
@@ -205,7 +208,7 @@ def cmd_serve(args):
 
 def cmd_sweep(args):
     from pipeline import sweep
-    from pipeline.artifacts import new_run_dir
+    from pipeline.artifacts import claim_dir, new_run_dir
     from pipeline.report import write_sweep_report
 
     if args.resume and (args.set or args.sweep_dir):
@@ -213,7 +216,8 @@ def cmd_sweep(args):
     config_file = sweep.sweep_file(args.resume) if args.resume else Path(args.config)
     points, resolved = sweep.plan(config_file, args.set)
     data = sweep.load_all(points)  # before the sweep folder is claimed: a missing file leaves nothing behind
-    sweep_dir = Path(args.resume) if args.resume else new_run_dir(config_file.stem, args.sweep_dir, "--sweep-dir")
+    sweep_dir = claim_dir(args.resume, "--resume") if args.resume else \
+        new_run_dir(config_file.stem, args.sweep_dir, "--sweep-dir")
     if not args.resume:
         write_text(sweep_dir / sweep.SWEEP_FILE, f"# resolved from {' '.join([str(config_file), *args.set])}\n{resolved}")
     with progress(args, total=len(points), desc="sweep", unit="run") as bar:
@@ -293,7 +297,7 @@ def build_parser(prog="catneuron"):
     parser = argparse.ArgumentParser(prog=prog,
                                      description="The lesson's single-neuron cat/non-cat classifier, stage by stage.",
                                      epilog="Exit codes: 0 success, 1 error (one line on stderr), 2 usage, 3 predict read only some "
-                                            "inputs, 130 interrupted, 141 stdout closed by its reader.")
+                                            "inputs, 130 interrupted, 143 terminated, 141 stdout closed by its reader.")
     parser.add_argument("--version", action="version", version=__version__)
     _global_flags(parser, False)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -381,9 +385,31 @@ def build_parser(prog="catneuron"):
     return parser
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the program is, so that every cleanup written for Ctrl-C runs for it too."""
+
+
+def _terminate(signum, frame):
+    raise Terminated
+
+
+def _redeliver(unraisable, default=sys.unraisablehook):
+    """An interrupt raised inside a callback whose errors Python ignores (a weakref's, a __del__) would be
+    lost and the program go on: send the signal again, from another thread, to land after the callback."""
+    if isinstance(unraisable.exc_value, KeyboardInterrupt):
+        signum = signal.SIGTERM if isinstance(unraisable.exc_value, Terminated) else signal.SIGINT
+        threading.Timer(0.01, os.kill, (os.getpid(), signum)).start()
+    else:
+        default(unraisable)
+
+
 def main(argv=None, prog="catneuron"):
     """The command line; prog is the name the help shows (`python -m pipeline` when run so)."""
     args = build_parser(prog).parse_args(argv)
+    signal.signal(signal.SIGTERM, _terminate)
+    sys.unraisablehook = _redeliver
+    # forked workers (sweep --jobs) keep the default: their parent stops them with SIGTERM and cleans up
+    os.register_at_fork(after_in_child=lambda: signal.signal(signal.SIGTERM, signal.SIG_DFL))
     if not args.debug:  # numpy's overflow notes, Pillow's EXIF complaints: noise to a user, shown with --debug
         warnings.simplefilter("ignore")
         os.environ["PYTHONWARNINGS"] = "ignore"  # the same in worker processes, which start afresh
@@ -391,17 +417,24 @@ def main(argv=None, prog="catneuron"):
         if getattr(args, "config", None):
             args.config = str(find_config(args.config))  # a packaged config's name -> its file
         code = args.func(args)
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as e:
+        print("terminated" if isinstance(e, Terminated) else "interrupted", file=sys.stderr)
+        return 143 if isinstance(e, Terminated) else 130
     except BrokenPipeError:  # the reader went away (`... | head`): not an error worth a message
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the exit's flush cannot fail again
         return 141
     except (PipelineError, OSError, MemoryError) as e:
         if args.debug:
             raise
-        message = printable(e) or type(e).__name__
+        message = printable(_one_line(e)) or type(e).__name__
         # one readable line, whatever a file managed to get into the message
         print(f"error: {message[:ERROR_MAX]}{'...' * (len(message) > ERROR_MAX)}", file=sys.stderr)
         return 1
     return code or 0
+
+
+def _one_line(error):
+    """`path: No space left on device` rather than Python's `[Errno 28] No space left on device: 'path'`."""
+    if isinstance(error, OSError) and error.filename and error.strerror:
+        return f"{error.filename}: {error.strerror}"
+    return str(error)

@@ -4,6 +4,7 @@ import hashlib
 import io
 import os
 import shutil
+import signal
 import tempfile
 from pathlib import Path
 
@@ -14,7 +15,10 @@ os.umask(_UMASK)  # reading the umask means setting it; put it straight back
 
 @contextlib.contextmanager
 def atomic_path(path):
-    """Yield a temporary path beside `path`; when the block succeeds it is renamed to `path`, else removed."""
+    """Yield a temporary path beside `path`; when the block succeeds it is renamed to `path`, else removed.
+
+    An OSError without a file name (a full disk while writing) is raised again naming `path`.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -23,9 +27,18 @@ def atomic_path(path):
         yield Path(tmp)
         os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes files private (0600); give the usual permissions
         os.replace(tmp, path)
+    except OSError as e:
+        if e.filename is None:
+            raise named(e, path) from None
+        raise
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def named(error, path):
+    """The OSError `error` as one naming `path`, with the system's short words for its errno."""
+    return OSError(error.errno, os.strerror(error.errno) if error.errno else str(error), str(path))
 
 
 def write_text(path, text):
@@ -51,22 +64,42 @@ def write_png(path, image):
 
 
 def replace_dir(path, fill):
-    """Build a folder with fill(tmp_dir), then swap it in for `path` (the old one is kept until the swap)."""
+    """Build a folder with fill(tmp_dir), then swap it in for `path` (the old one is kept until the swap).
+
+    Whatever happens (an error, Ctrl-C, SIGTERM), no hidden temporary folder is left and `path` is either
+    the old folder or the new one. An OSError about a file in the temporary folder names it as in `path`.
+    """
     path = Path(path)
     tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}."))
+    old = None
     try:
         os.chmod(tmp, 0o777 & ~_UMASK)  # mkdtemp makes folders private (0700); give the usual permissions
         fill(tmp)
-        if path.exists():
+        if path.exists():  # a folder cannot be renamed over a full one: move the old one aside first
             old = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.old."))
             os.replace(path, old / path.name)
-            os.replace(tmp, path)
-            shutil.rmtree(old)
-        else:
-            os.replace(tmp, path)
+        os.replace(tmp, path)
+    except OSError as e:
+        if e.filename and Path(e.filename).is_relative_to(tmp):
+            raise named(e, path / Path(e.filename).relative_to(tmp)) from None
+        raise
     finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
+        with signals_held():  # a second Ctrl-C must not cut the cleanup short
+            if old is not None and not path.exists() and (old / path.name).exists():
+                os.replace(old / path.name, path)  # stopped between the two renames: the old folder goes back
+            for folder in (tmp, old):
+                if folder is not None and folder.exists():
+                    shutil.rmtree(folder, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def signals_held():
+    """Ctrl-C and SIGTERM wait until the block is done, then arrive as usual."""
+    held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)
 
 
 def sha256_file(path):

@@ -108,11 +108,13 @@ def _build(tmp, entries, splits, config, report, workers, strict, progress):
                 writers[s].add(pixels, e.label, e.rel, digest)
                 for column, value in zip(audited[s], (e.label, e.rel, prints)):
                     column.append(value)
+        for w in writers.values():
+            w.flush()  # the last batches, so that closing below has nothing left to write
     finally:
         decoded.close()  # stops the worker processes at once when a file was refused
         bar.close()
         for w in writers.values():
-            w.close()
+            w.close(discard=True)  # on an error, the queued images go with the temporary folder
     report["counts"] = {s: dict(zip(report["classes"], w.counts)) for s, w in writers.items()}
     report["skipped"] = skipped
     _check_counts(report, data)

@@ -19,3 +19,38 @@ def test_a_failed_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path):
         tmp.write_text("half")
         raise RuntimeError("crash mid-write")
     assert (tmp_path / "f.txt").read_text() == "old" and os.listdir(tmp_path) == ["f.txt"]
+
+
+def test_an_error_without_a_file_name_inside_atomic_path_names_the_target(tmp_path):
+    import errno
+
+    with pytest.raises(OSError) as e, atomic_path(tmp_path / "f.txt"):
+        raise OSError(errno.ENOSPC, "No space left on device")  # what a failing write() raises
+    assert (e.value.filename, e.value.strerror) == (str(tmp_path / "f.txt"), "No space left on device")
+    assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize("fault", [KeyboardInterrupt, RuntimeError])
+def test_a_folder_build_that_fails_keeps_the_old_folder_and_leaves_no_hidden_one(fault, tmp_path):
+    from pipeline.files import replace_dir
+
+    replace_dir(tmp_path / "d", lambda d: (d / "old.txt").write_text("old"))
+
+    def fill(d):
+        (d / "new.txt").write_text("half")
+        raise fault
+    with pytest.raises(fault):
+        replace_dir(tmp_path / "d", fill)
+    assert os.listdir(tmp_path) == ["d"] and os.listdir(tmp_path / "d") == ["old.txt"]
+
+
+def test_an_error_about_a_file_of_the_folder_being_built_names_it_in_its_final_place(tmp_path):
+    import errno
+
+    from pipeline.files import replace_dir
+
+    def fill(d):
+        raise OSError(errno.ENOSPC, "No space left on device", str(d / "sub" / "x.png"))
+    with pytest.raises(OSError) as e:
+        replace_dir(tmp_path / "d", fill)
+    assert e.value.filename == str(tmp_path / "d" / "sub" / "x.png") and os.listdir(tmp_path) == []
