@@ -7,8 +7,6 @@ linear model learns the difference (warm and round against cool and square, near
 without a perfect score.
 
     .venv/bin/python scripts/demo_photos.py data/photos [--count 400] [--min-px 300] [--max-px 900]
-
-scripts/bench_prepare.py draws its benchmark photos with make_photo too.
 """
 import argparse
 import multiprocessing
