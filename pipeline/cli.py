@@ -21,6 +21,7 @@ from pipeline.names import printable
 
 
 ERROR_MAX = 2000  # characters of an error message shown
+NAME_SHOWN = 400  # characters of a file name shown in an error message
 
 
 def info(message):
@@ -436,5 +437,8 @@ def main(argv=None, prog="catneuron"):
 def _one_line(error):
     """`path: No space left on device` rather than Python's `[Errno 28] No space left on device: 'path'`."""
     if isinstance(error, OSError) and error.filename and error.strerror:
-        return f"{error.filename}: {error.strerror}"
+        name = str(error.filename)
+        if len(name) > NAME_SHOWN:  # a path made long on purpose: the reason after it must still show
+            name = f"{name[:NAME_SHOWN // 2]}...{name[-NAME_SHOWN // 2:]}"
+        return f"{name}: {error.strerror}"
     return str(error)

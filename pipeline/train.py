@@ -123,7 +123,6 @@ def load_splits(config, **prepare_options):
         if config.data.val_fraction:
             train_set, val_set = carve(train_set, config.data.val_fraction, config.data.split_seed)
     else:
-        from pipeline.h5write import h5_count
         from pipeline.prepare import prepare, summary
 
         folder, report, built = prepare(config, **prepare_options)
@@ -131,7 +130,7 @@ def load_splits(config, **prepare_options):
             prepare_options.get("log", lambda message: None)(line)
         train_set = data.load_split(folder / "train.h5", "train", lazy=True)
         test_set = data.load_split(folder / "test.h5", "test")
-        if (folder / "val.h5").is_file() and h5_count(folder / "val.h5", "val"):
+        if sum(report["counts"].get("val", {}).values()):
             val_set = data.load_split(folder / "val.h5", "val")
     n_x = int(np.prod(train_set.x.shape[1:]))
     if not streaming.streams(config.train, train_set.m, n_x):

@@ -120,7 +120,7 @@ def _config(tmp_path, kind):
     ("link to device", "train", ["c.yaml: not a regular file"]),
     ("folder", "train", ["c.yaml: not a regular file"]),
     ("huge", "train", [f"c.yaml: over the limit of {CONFIG_MAX_BYTES} bytes for a config file"]),
-    ("long value", "train", ["train.learning_rate must be a number, got 'xxxxxxxx", "..."]),
+    ("long value", "train", ["train.learning_rate must be auto or a number, got 'xxxxxxxx", "..."]),
     ("image size", "train", ["data.image_size must be <= 1024, got 100000"]),
     ("enlarge", "train", ["evaluate.enlarge must be <= 16, got 100000"]),
     ("grid", "sweep", ["c.yaml: sweep: the grid has 1331 points, over the limit of 1000 runs"]),
@@ -147,7 +147,7 @@ def test_a_test_fraction_near_1_leaves_no_training_images_and_says_so(tmp_path):
 
 def test_an_alias_in_a_set_value_is_not_expanded():
     result = run_cli("train", "--set", "train.learning_rate=[&a [1, 2], *a, *a]")
-    refused(result, "--set train.learning_rate=[&a [1, 2], *a, *a]: train.learning_rate must be a number")
+    refused(result, "--set train.learning_rate=[&a [1, 2], *a, *a]: train.learning_rate must be auto or a number")
 
 
 def test_a_base_that_is_some_other_file_is_refused_without_echoing_it(tmp_path):
@@ -380,7 +380,7 @@ def test_a_model_that_is_a_fifo_is_refused_without_blocking(tmp_path):
 
 def test_an_error_line_stays_short_whatever_the_input(tmp_path):
     line = refused(run_cli("train", "--set", "data.dir=" + "x" * 5000), "File name too long")
-    assert line.endswith("...") and len(line) <= len("error: ") + 2003
+    assert "x" * 200 + "..." in line and len(line) <= len("error: ") + 2003
 
 
 def test_predict_json_is_strict_json(tmp_path):
