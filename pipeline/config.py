@@ -89,6 +89,7 @@ class TrainConfig:
     l2: float = _key(0.0, _at_least(0))
     streaming: object = _key("auto", _auto_or_bool)
     chunk_size: int = _key(512, _at_least(1))
+    memory_budget: int = _key(512, _at_least(0))
 
 
 @dataclass(frozen=True)

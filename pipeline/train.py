@@ -11,7 +11,6 @@ from pipeline import data, solvers, streaming
 from pipeline.artifacts import Model, new_run_dir, save_model
 from pipeline.config import dump_config
 from pipeline.evaluate import evaluate
-from pipeline.features import fit_scaler, flatten
 from pipeline.files import write_text
 from pipeline.provenance import provenance, write_run_json
 from pipeline.report import write_run_report
@@ -64,14 +63,13 @@ def load_data(config, **prepare_options):
 
 
 def training_features(train_set, config):
-    """The scaled X (n_x, m) to train on and its fitted Scaler: an array, or Chunks when x is on disk."""
-    if isinstance(train_set.x, np.ndarray):
-        X = flatten(train_set.x)  # (n_x, m)
-        scaler = fit_scaler(config.features.scaling, X)
-        return scaler.transform(X), scaler
-    size = config.train.chunk_size
-    scaler = streaming.fit_scaler(config.features.scaling, train_set.x, size)
-    return streaming.Chunks(train_set.x, scaler, size, config.train.dtype), scaler
+    """The scaled X (n_x, m) to train on and its fitted Scaler. Images in memory give the one scaled copy of X,
+    an array in train.dtype filled block by block; images on disk give Chunks reading them from HDF5 on every
+    pass (kept in memory up to train.memory_budget MiB)."""
+    train, x = config.train, train_set.x
+    scaler = streaming.fit_scaler(config.features.scaling, x, train.chunk_size)
+    X = streaming.Chunks(x, scaler, train.chunk_size, train.dtype, train.memory_budget * streaming.MIB)
+    return (X.materialize() if isinstance(x, np.ndarray) else X), scaler
 
 
 def train(config, train_set, test_set, name, run_dir=None, on_cost=None, on_step=None, overrides=(),

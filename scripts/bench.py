@@ -162,7 +162,7 @@ def scaling_table(sizes):
         with tempfile.TemporaryDirectory(prefix="catneuron-bench-") as tmp:
             write_images(Path(tmp) / "train_catvnoncat.h5", "train", m, rng)
             write_images(Path(tmp) / "test_catvnoncat.h5", "test", 50, rng)
-            modes = ["true"] if m * 12288 * streaming.IN_MEMORY_BYTES_PER_PIXEL > 4 << 30 else ["false", "true"]
+            modes = ["true"] if m * 12288 * streaming.in_memory_bytes_per_pixel("float64") > 4 << 30 else ["false", "true"]
             for mode in modes:
                 more = 1 + max(10, 2_000_000 // m)  # enough iterations for their time to stand out of the set-up's
                 t1, rss1 = cli_train(tmp, Path(tmp) / f"run1-{mode}", 1, mode)
