@@ -90,6 +90,8 @@ class TrainConfig:
     streaming: object = _key("auto", _auto_or_bool)
     chunk_size: int = _key(512, _at_least(1))
     memory_budget: int = _key(512, _at_least(0))
+    engine: str = _key("local", _one_of("local", "dask"))
+    scheduler: str = _key("")
 
 
 @dataclass(frozen=True)

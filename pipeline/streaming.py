@@ -23,8 +23,13 @@ def in_memory_bytes_per_pixel(dtype):
 
 def streams(train_config, m, n_x, available=None):
     """Whether training reads X (n_x, m) from HDF5 in chunks: train.streaming true, or auto and in-memory
-    training would need more than half the available memory. Refuses train.solver gram when streaming."""
+    training would need more than half the available memory, or train.engine dask (whose workers read the
+    file). Refuses train.solver gram when streaming."""
     setting = train_config.streaming
+    if train_config.engine == "dask":
+        if train_config.solver == "gram":
+            raise PipelineError("train.engine dask runs the primal solver; use train.solver primal or auto")
+        return True
     if setting == "auto":
         available = available_memory() if available is None else available
         need = m * n_x * in_memory_bytes_per_pixel(train_config.dtype)

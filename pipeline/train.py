@@ -22,6 +22,10 @@ def fit(X, Y, train_config, on_cost=None, on_step=None):
     X is an array, or a streaming.Chunks reading it from HDF5 (always the primal solver). Returns w (n_x, 1)
     float64, b and the recorded costs.
     """
+    if train_config.engine == "dask":
+        from pipeline import dask_engine  # only here: the local engine never imports Dask
+
+        return dask_engine.fit(X, Y, train_config, on_cost, on_step)
     solver = solver_for(X, train_config)
     if solver == "streaming":
         return solvers.primal(X, Y, X.shape[0], train_config, on_cost, on_step)
@@ -69,7 +73,7 @@ def training_features(train_set, config):
     train, x = config.train, train_set.x
     scaler = streaming.fit_scaler(config.features.scaling, x, train.chunk_size)
     X = streaming.Chunks(x, scaler, train.chunk_size, train.dtype, train.memory_budget * streaming.MIB)
-    return (X.materialize() if isinstance(x, np.ndarray) else X), scaler
+    return (X.materialize() if isinstance(x, np.ndarray) and train.engine == "local" else X), scaler
 
 
 def train(config, train_set, test_set, name, run_dir=None, on_cost=None, on_step=None, overrides=(),

@@ -1,0 +1,103 @@
+"""train.engine dask: the primal solver's full-batch gradient descent, each gradient summed over a Dask array of
+the training HDF5 chunks.
+
+Workers read their own chunks of the training file by path (so the path must be the same on every worker: a
+shared disk), keep them in memory as uint8, and each iteration returns per-chunk sums of dw, dZ and the loss;
+the client adds them and takes the step of pipeline.solvers.primal, so the costs are the local solver's to
+rounding. Only pipeline.train imports this module, and only when train.engine is dask.
+"""
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from pipeline import PipelineError
+from pipeline.features import scaled_block
+from pipeline.model import sigmoid
+from pipeline.solvers import descend
+
+try:
+    import dask
+    import dask.array as da
+    from distributed import Client, LocalCluster
+except ImportError:
+    raise PipelineError("train.engine dask needs Dask: pip install -e '.[dask]' "
+                        "(or pip install 'dask[array]' distributed)") from None
+
+CONNECT_SECONDS = 3  # how long to wait for train.scheduler before giving up
+
+
+class H5Rows:
+    """The images of one HDF5 dataset, read on the worker that asks: what da.from_array slices. Pickles as its
+    path and key, never as an open file."""
+
+    def __init__(self, path, key, shape, dtype):
+        self.path, self.key, self.shape, self.dtype, self.ndim = path, key, shape, np.dtype(dtype), len(shape)
+
+    def __getitem__(self, index):
+        with h5py.File(self.path, "r") as f:
+            return f[self.key][index]
+
+
+def images_array(x, rows):
+    """x (m, h, w, 3) uint8 as a Dask array (m, n_x) in chunks of `rows` examples: read by the workers from the file of
+    an h5py Dataset, or sent from this process for an array in memory."""
+    if isinstance(x, h5py.Dataset):
+        x = H5Rows(str(Path(x.file.filename).resolve()), x.name, x.shape, x.dtype)
+    m, n_x = x.shape[0], int(np.prod(x.shape[1:]))
+    images = da.from_array(x, chunks=(rows, *x.shape[1:]), asarray=False, lock=False, inline_array=True)
+    return images.reshape(m, n_x)  # (m, n_x) in chunks of whole rows: aligned with the labels' chunks
+
+
+def chunk_sums(x, y, w, b, scaler, dtype):
+    """For a chunk x (k, n_x) uint8 with labels y (k, 1): [X dZ.T, sum dZ, sum of losses] of shape
+    (1, n_x + 2) float64, computed as solvers.primal computes a block."""
+    X = scaled_block(x, scaler, dtype)  # (n_x, k)
+    Z = (w.T @ X + b).astype(np.float64)  # (1, k)
+    dZ = sigmoid(Z) - y.T
+    loss = float(np.sum(np.logaddexp(0.0, Z) - y.T * Z))
+    dw = X @ dZ.T.astype(dtype, copy=False)  # (n_x, k) @ (k, 1)
+    return np.concatenate([dw[:, 0].astype(np.float64), [np.sum(dZ), loss]])[None, :]
+
+
+def connect(scheduler):
+    """A Client of the scheduler at address `scheduler`, or of a new local cluster of worker processes when it
+    is empty."""
+    if not scheduler:
+        return Client(LocalCluster(processes=True, threads_per_worker=1, dashboard_address=None))
+    try:
+        return Client(scheduler, timeout=CONNECT_SECONDS)
+    except (OSError, ValueError, TypeError) as e:
+        raise PipelineError(f"train.scheduler {scheduler}: cannot reach the Dask scheduler "
+                            f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else 'no answer'})") from None
+
+
+def fit(chunks, Y, train_config, on_cost=None, on_step=None):
+    """Gradient descent on w as solvers.primal does it, for chunks a streaming.Chunks (its images, scaler,
+    dtype and read size) and Y (1, m). Returns w (n_x, 1) float64, b and the recorded costs."""
+    n_x, m = chunks.shape
+    dtype, l2 = chunks.dtype, train_config.l2
+    client = connect(train_config.scheduler)
+    try:
+        x = client.persist(images_array(chunks.x, chunks.read))  # each worker reads and keeps its chunks
+        y = client.persist(da.from_array(Y.T.astype(np.float64), chunks=(chunks.read, 1)))  # (m, 1)
+
+        def gradient(p):
+            w = dask.delayed(p["w"])  # one key sent once, not a copy in every task
+            parts = da.map_blocks(chunk_sums, x, y, w, p["b"], chunks.scaler, dtype, dtype=np.float64,
+                                  chunks=((1,) * x.numblocks[0], (n_x + 2,)))
+            total = client.compute(parts.sum(axis=0)).result()  # (n_x + 2,), a tree sum on the workers
+            dw, db, cost = total[:n_x, None] / m, total[n_x] / m, total[n_x + 1] / m
+            if l2:
+                cost += l2 / (2 * m) * float(np.vdot(p["w"], p["w"]))
+                dw += (l2 / m) * p["w"]
+            return {"w": dw, "b": float(db)}, float(cost)
+
+        params = {"w": np.zeros((n_x, 1), dtype), "b": 0.0}
+        costs = descend(gradient, params, train_config, on_cost, on_step)
+    finally:
+        cluster = client.cluster
+        client.close()
+        if cluster is not None:
+            cluster.close()
+    return params["w"].astype(np.float64), params["b"], costs
