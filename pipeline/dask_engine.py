@@ -15,6 +15,7 @@ from pipeline import PipelineError
 from pipeline.features import scaled_block
 from pipeline.model import sigmoid
 from pipeline.solvers import descend
+from pipeline.streaming import block_size, read_size
 
 try:
     import dask
@@ -25,6 +26,8 @@ except ImportError:
                         "(or pip install 'dask[array]' distributed)") from None
 
 CONNECT_SECONDS = 3  # how long to wait for train.scheduler before giving up
+CHUNK_BYTES = 64 << 20  # a Dask chunk of images is at most this big (and at least train.chunk_size examples) ...
+SPREAD = 8  # ... and at most 1/SPREAD of the examples, so that several workers share even a small set
 
 
 class H5Rows:
@@ -39,9 +42,15 @@ class H5Rows:
             return f[self.key][index]
 
 
+def chunk_rows(x, chunk_size):
+    """Examples per Dask chunk of images x (m, h, w, 3): see CHUNK_BYTES and SPREAD, in whole HDF5 chunks."""
+    m, n_x = x.shape[0], int(np.prod(x.shape[1:]))
+    return read_size(x, max(chunk_size, min(-(-m // SPREAD), CHUNK_BYTES // n_x)))
+
+
 def images_array(x, rows):
-    """x (m, h, w, 3) uint8 as a Dask array (m, n_x) in chunks of `rows` examples: read by the workers from the file of
-    an h5py Dataset, or sent from this process for an array in memory."""
+    """x (m, h, w, 3) uint8 as a Dask array (m, n_x) in chunks of `rows` examples: read by the workers from the
+    file of an h5py Dataset, or sent from this process for an array in memory."""
     if isinstance(x, h5py.Dataset):
         x = H5Rows(str(Path(x.file.filename).resolve()), x.name, x.shape, x.dtype)
     m, n_x = x.shape[0], int(np.prod(x.shape[1:]))
@@ -51,13 +60,16 @@ def images_array(x, rows):
 
 def chunk_sums(x, y, w, b, scaler, dtype):
     """For a chunk x (k, n_x) uint8 with labels y (k, 1): [X dZ.T, sum dZ, sum of losses] of shape
-    (1, n_x + 2) float64, computed as solvers.primal computes a block."""
-    X = scaled_block(x, scaler, dtype)  # (n_x, k)
-    Z = (w.T @ X + b).astype(np.float64)  # (1, k)
-    dZ = sigmoid(Z) - y.T
-    loss = float(np.sum(np.logaddexp(0.0, Z) - y.T * Z))
-    dw = X @ dZ.T.astype(dtype, copy=False)  # (n_x, k) @ (k, 1)
-    return np.concatenate([dw[:, 0].astype(np.float64), [np.sum(dZ), loss]])[None, :]
+    (1, n_x + 2) float64, walking the chunk in cache-sized blocks as solvers.primal walks X."""
+    dw, db, loss = np.zeros((x.shape[1], 1), dtype), 0.0, 0.0
+    step = block_size(x.shape[1], dtype)
+    for i in range(0, x.shape[0], step):
+        X, Y = scaled_block(x[i:i + step], scaler, dtype), y[i:i + step].T  # (n_x, k), (1, k)
+        Z = (w.T @ X + b).astype(np.float64)  # (1, k)
+        dZ = sigmoid(Z) - Y
+        dw += X @ dZ.T.astype(dtype, copy=False)  # (n_x, k) @ (k, 1)
+        db, loss = db + float(np.sum(dZ)), loss + float(np.sum(np.logaddexp(0.0, Z) - Y * Z))
+    return np.concatenate([dw[:, 0].astype(np.float64), [db, loss]])[None, :]
 
 
 def connect(scheduler):
@@ -73,14 +85,15 @@ def connect(scheduler):
 
 
 def fit(chunks, Y, train_config, on_cost=None, on_step=None):
-    """Gradient descent on w as solvers.primal does it, for chunks a streaming.Chunks (its images, scaler,
-    dtype and read size) and Y (1, m). Returns w (n_x, 1) float64, b and the recorded costs."""
+    """Gradient descent on w as solvers.primal does it, for chunks a streaming.Chunks (its images, scaler and
+    dtype) and Y (1, m). Returns w (n_x, 1) float64, b and the recorded costs."""
     n_x, m = chunks.shape
     dtype, l2 = chunks.dtype, train_config.l2
     client = connect(train_config.scheduler)
     try:
-        x = client.persist(images_array(chunks.x, chunks.read))  # each worker reads and keeps its chunks
-        y = client.persist(da.from_array(Y.T.astype(np.float64), chunks=(chunks.read, 1)))  # (m, 1)
+        rows = chunk_rows(chunks.x, train_config.chunk_size)
+        x = client.persist(images_array(chunks.x, rows))  # each worker reads and keeps its chunks
+        y = client.persist(da.from_array(Y.T.astype(np.float64), chunks=(rows, 1)))  # (m, 1)
 
         def gradient(p):
             w = dask.delayed(p["w"])  # one key sent once, not a copy in every task
