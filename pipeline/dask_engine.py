@@ -76,7 +76,7 @@ def connect(scheduler):
     """A Client of the scheduler at address `scheduler`, or of a new local cluster of worker processes when it
     is empty."""
     if not scheduler:
-        return Client(LocalCluster(processes=True, threads_per_worker=1, dashboard_address=None))
+        return Client(LocalCluster(processes=True, threads_per_worker=1, dashboard_address=":0"))
     try:
         return Client(scheduler, timeout=CONNECT_SECONDS)
     except (OSError, ValueError, TypeError) as e:

@@ -3,8 +3,8 @@ then scaling on generated 64x64x3 datasets (in memory, streaming and Dask: time 
 real `train` processes), a bandwidth model for more Dask workers, and the notes' vectorisation demo. Every row is
 measured in this run.
 
-    python scripts/bench.py [--data data/raw] [--repeat 3] [--sizes 1000,10000,50000,100000] [--threads N]
-                            [--dask-workers 1,2]
+    python scripts/bench.py [--data data/raw] [--repeat 3] [--sizes 1000,10000,100000] [--memory-sizes 50000]
+                            [--threads N] [--dask-workers 1,2]
 """
 import argparse
 import dataclasses
@@ -147,20 +147,36 @@ def write_images(path, split, m, rng, chunk=5000):
 
 
 N_X = 64 * 64 * 3
-# `python -m pipeline` that prints its own peak RSS (VmHWM) on stderr as it exits: the rusage of a child can
-# report the parent's RSS instead (execve keeps the larger high-water mark of the memory it replaces)
-PEAK_RSS = ("import atexit, runpy, sys; atexit.register(lambda: print(next(line for line in open('/proc/self/status') "
-            "if line.startswith('VmHWM')), file=sys.stderr)); sys.argv[0] = 'pipeline'; "
-            "runpy.run_module('pipeline', run_name='__main__', alter_sys=True)")
 BOUND_SLACK = 150 << 20  # in-memory peak RSS bound: 1.25 x the scaled copy of X + this
+# `python -m pipeline` with each line it prints stamped with the time it was written (a pipe may deliver several
+# lines at once) and its own peak RSS (VmHWM) printed on stderr as it exits: the rusage of a child can report the
+# parent's RSS instead (execve keeps the larger high-water mark of the memory it replaces)
+CHILD = """
+import atexit, runpy, sys, time
+class Stamped:
+    def __init__(self, f):
+        self.f, self.start = f, True
+    def write(self, text):
+        out = []
+        for piece in text.splitlines(True):
+            out += [f"{time.perf_counter()!r} "] * self.start + [piece]
+            self.start = piece.endswith("\\n")
+        return self.f.write("".join(out))
+    def __getattr__(self, name):
+        return getattr(self.f, name)
+sys.stdout = Stamped(sys.stdout)
+atexit.register(lambda: print(next(l for l in open("/proc/self/status") if l.startswith("VmHWM")), file=sys.stderr))
+sys.argv[0] = "pipeline"
+runpy.run_module("pipeline", run_name="__main__", alter_sys=True)
+"""
 
 
 def cli_train(data_dir, run_dir, iterations, *sets):
-    """Run `python -m pipeline train` (printing every cost) in a subprocess, timing each cost line as it arrives.
+    """Run `python -m pipeline train` (printing every cost) in a subprocess, timing each cost line as written.
 
     Returns (fastest and median seconds of the iterations after the first, whole-process seconds, peak RSS in
     bytes)."""
-    args = [sys.executable, "-c", PEAK_RSS, "train", "--quiet", "--run-dir", str(run_dir),
+    args = [sys.executable, "-c", CHILD, "train", "--quiet", "--run-dir", str(run_dir),
             "--set", f"data.dir={data_dir}", "--set", f"train.num_iterations={iterations}",
             "--set", "train.print_every=1", "--set", "train.solver=primal"]
     for s in sets:
@@ -168,7 +184,7 @@ def cli_train(data_dir, run_dir, iterations, *sets):
     start = time.perf_counter()
     proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env=dict(os.environ, PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1"))
-    stamps = [time.perf_counter() for line in proc.stdout if line.startswith("Cost after iteration")]
+    stamps = [float(line.split(" ", 1)[0]) for line in proc.stdout if " Cost after iteration" in line]
     error = proc.stderr.read()
     proc.wait()
     seconds = time.perf_counter() - start
@@ -186,8 +202,9 @@ def iterations_for(m, seconds_per_pixel):
     return int(min(300, max(5, 2 / (m * N_X * seconds_per_pixel))))
 
 
-def scaling_rows(sizes, dask_workers):
-    """Run every mode on generated datasets of each size; returns rows (m, mode, dtype, s/it, process s, rss)."""
+def scaling_rows(sizes, dask_workers, memory_sizes=()):
+    """Run every mode on generated datasets of each size, and in memory only on memory_sizes; returns rows
+    (m, mode, dtype, fastest s/it, median s/it, process s, peak rss)."""
     modes = [("in memory", "float64", ["train.streaming=false"], 1e-9),
              ("in memory", "float32", ["train.streaming=false"], 5e-10),
              ("streaming", "float64", ["train.streaming=true"], 1e-9),
@@ -203,13 +220,15 @@ def scaling_rows(sizes, dask_workers):
                 modes.append((f"Dask, {n} worker{'s' * (n > 1)}", "float32",
                               ["train.engine=dask", f"train.scheduler={cluster.scheduler_address}"], 1e-9))
         rows, rng = [], np.random.default_rng(0)
-        for m in sizes:
+        for m in sorted(set(sizes) | set(memory_sizes)):
             with tempfile.TemporaryDirectory(prefix="catneuron-bench-") as tmp:
                 write_images(Path(tmp) / "train_catvnoncat.h5", "train", m, rng)
                 write_images(Path(tmp) / "test_catvnoncat.h5", "test", 50, rng)
                 for k, (mode, dtype, sets, guess) in enumerate(modes):
                     if mode == "in memory" and m * N_X * streaming.in_memory_bytes_per_pixel(dtype) > 6 << 30:
                         continue  # more memory than a benchmark should take from a shared machine
+                    if mode != "in memory" and m not in sizes:
+                        continue
                     result = cli_train(tmp, Path(tmp) / f"run{k}", iterations_for(m, guess), f"train.dtype={dtype}",
                                        *sets)
                     rows.append((m, mode, dtype, *result))
@@ -230,7 +249,7 @@ def local_cluster(n):
     except ImportError:
         print("(no Dask rows: Dask is not installed; pip install -e '.[dask]')")
         return None
-    return LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None,
+    return LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0",
                         silence_logs=logging.ERROR)
 
 
@@ -249,7 +268,7 @@ def print_row(row):
           flush=True)
 
 
-def scaling_table(sizes, dask_workers):
+def scaling_table(sizes, dask_workers, memory_sizes=()):
     print("\nScaling: `python -m pipeline train` (primal) on generated 64x64x3 images stored as prepare stores them; "
           "seconds per iteration = the fastest and the median interval between the cost lines of iterations 1 and "
           "later (iteration 0 reads the file; the fastest is the machine's speed when others leave it alone), peak "
@@ -258,10 +277,10 @@ def scaling_table(sizes, dask_workers):
           "| process seconds |")
     print("| -----: | ---- | ----- | -------------------: | ------------------: | -------------: | ------ "
           "| --------------: |")
-    rows, _ = scaling_rows(sizes, dask_workers)
+    rows, _ = scaling_rows(sizes, dask_workers, memory_sizes)
     by = {(m, mode, dtype): r for m, mode, dtype, *r in rows}
     print()
-    for m in sizes:
+    for m in sorted(set(sizes) | set(memory_sizes)):
         memory, stream = by.get((m, "in memory", "float32")), by.get((m, "streaming", "float32"))
         if memory and stream:
             ratio = stream[0] / memory[0]
@@ -327,7 +346,8 @@ def main():
     parser.add_argument("--data", default=os.environ.get("CATVNONCAT_DIR", "data/raw"),
                         help="folder with the course's HDF5 files (default: $CATVNONCAT_DIR or data/raw)")
     parser.add_argument("--repeat", type=int, default=3, help="runs per course row; the fastest counts")
-    parser.add_argument("--sizes", default="1000,10000,50000,100000", help="image counts of the scaling rows")
+    parser.add_argument("--sizes", default="1000,10000,100000", help="image counts of the scaling rows")
+    parser.add_argument("--memory-sizes", default="50000", help="more image counts, for the in-memory rows only")
     parser.add_argument("--threads", type=int, help="BLAS threads for this process and the trainings it runs "
                         "(sets OMP_NUM_THREADS, OPENBLAS_NUM_THREADS, MKL_NUM_THREADS; default: as they are)")
     parser.add_argument("--dask-workers", default="1,2", help="worker counts of the Dask rows (empty: none)")
@@ -336,7 +356,7 @@ def main():
     print(f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, numpy {np.__version__}, {os.cpu_count()} cores, "
           f"load average {load} (1, 5, 15 min), BLAS threads: {blas_threads()}\n")
     course_table(Path(args.data), args.repeat)
-    scaling_table([int(s) for s in args.sizes.split(",") if s], [int(n) for n in args.dask_workers.split(",") if n])
+    scaling_table(*([int(s) for s in arg.split(",") if s] for arg in (args.sizes, args.dask_workers, args.memory_sizes)))
     # prepare speed and the whole `train` process time on the course data: the rows of scripts/bench_prepare.py
     # go here (integration point for the ingest work)
     vectorisation_demo()

@@ -45,7 +45,7 @@ def costs(run_dir):
 
 def test_dask_engine_gives_the_local_costs_and_run_folder(data_dir, tmp_path):
     distributed = pytest.importorskip("distributed")  # the [test] extra installs it: this skip is not a pass
-    with distributed.LocalCluster(n_workers=2, processes=True, threads_per_worker=1, dashboard_address=None,
+    with distributed.LocalCluster(n_workers=2, processes=True, threads_per_worker=1, dashboard_address=":0",
                                   silence_logs=logging.ERROR) as cluster:
         on_dask = train(data_dir, tmp_path / "dask", "train.engine=dask", f"train.scheduler={cluster.scheduler_address}")
         assert on_dask.returncode == 0, on_dask.stderr
@@ -58,6 +58,14 @@ def test_dask_engine_gives_the_local_costs_and_run_folder(data_dir, tmp_path):
     assert len(costs(tmp_path / "dask")) == 4
     np.testing.assert_allclose(load_model(tmp_path / "dask").w, load_model(tmp_path / "local").w, rtol=0, atol=1e-9)
     assert sorted(p.name for p in (tmp_path / "dask").iterdir()) == sorted(p.name for p in (tmp_path / "local").iterdir())
+
+
+def test_an_empty_scheduler_starts_a_local_cluster(data_dir, tmp_path):
+    pytest.importorskip("distributed")
+    on_dask = train(data_dir, tmp_path / "dask", "train.engine=dask", "train.dtype=float32")
+    local = train(data_dir, tmp_path / "local", "train.solver=primal", "train.dtype=float32")
+    assert on_dask.returncode == 0 and local.returncode == 0, on_dask.stderr + local.stderr
+    np.testing.assert_allclose(costs(tmp_path / "dask"), costs(tmp_path / "local"), rtol=1e-6)
 
 
 def test_dask_engine_without_dask_says_how_to_install_it(data_dir, tmp_path):
