@@ -14,7 +14,8 @@ from pipeline.streaming import streams
 from tests.conftest import run_cli, run_python
 from tests.test_data import images
 
-NO_DASK = "import sys; sys.modules['dask'] = sys.modules['distributed'] = None; from pipeline.cli import main; sys.exit(main())"
+NO_DASK = ("import sys; sys.modules['dask'] = sys.modules['distributed'] = None; "  # any import of them fails
+           "from pipeline.cli import main; sys.exit(main())")
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +48,8 @@ def test_dask_engine_gives_the_local_costs_and_run_folder(data_dir, tmp_path):
     distributed = pytest.importorskip("distributed")  # the [test] extra installs it: this skip is not a pass
     with distributed.LocalCluster(n_workers=2, processes=True, threads_per_worker=1, dashboard_address=":0",
                                   silence_logs=logging.ERROR) as cluster:
-        on_dask = train(data_dir, tmp_path / "dask", "train.engine=dask", f"train.scheduler={cluster.scheduler_address}")
+        on_dask = train(data_dir, tmp_path / "dask", "train.engine=dask",
+                        f"train.scheduler={cluster.scheduler_address}")
         assert on_dask.returncode == 0, on_dask.stderr
         prefixes = set(cluster.scheduler.task_prefixes)  # what this cluster ran: reads of the file and the sums
         assert "array" in prefixes and any(p.startswith("sum") for p in prefixes), prefixes
@@ -57,7 +59,8 @@ def test_dask_engine_gives_the_local_costs_and_run_folder(data_dir, tmp_path):
     np.testing.assert_allclose(costs(tmp_path / "dask"), costs(tmp_path / "local"), rtol=0, atol=1e-9)
     assert len(costs(tmp_path / "dask")) == 4
     np.testing.assert_allclose(load_model(tmp_path / "dask").w, load_model(tmp_path / "local").w, rtol=0, atol=1e-9)
-    assert sorted(p.name for p in (tmp_path / "dask").iterdir()) == sorted(p.name for p in (tmp_path / "local").iterdir())
+    files = {name: sorted(p.name for p in (tmp_path / name).iterdir()) for name in ("dask", "local")}
+    assert files["dask"] == files["local"]
 
 
 def test_an_empty_scheduler_starts_a_local_cluster(data_dir, tmp_path):
@@ -93,6 +96,7 @@ def test_an_unreachable_scheduler_is_one_error_line(data_dir, tmp_path):
 
 
 def test_dask_engine_refuses_the_gram_solver():
-    with pytest.raises(PipelineError, match=r"^train.engine dask runs the primal solver; use train.solver primal or auto$"):
+    with pytest.raises(PipelineError,
+                       match=r"^train.engine dask runs the primal solver; use train.solver primal or auto$"):
         streams(TrainConfig(engine="dask", solver="gram"), 10, 12)
     assert streams(TrainConfig(engine="dask"), 10, 12) is True  # the workers read the file: none of it held here
