@@ -148,6 +148,7 @@ def write_images(path, split, m, rng, chunk=5000):
 
 N_X = 64 * 64 * 3
 BOUND_SLACK = 150 << 20  # in-memory peak RSS bound: 1.25 x the scaled copy of X + this
+SCRATCH = ROOT / "data" / "processed"  # generated datasets, removed after use (in /tmp, others may clean them)
 # `python -m pipeline` with each line it prints stamped with the time it was written (a pipe may deliver several
 # lines at once) and its own peak RSS (VmHWM) printed on stderr as it exits: the rusage of a child can report the
 # parent's RSS instead (execve keeps the larger high-water mark of the memory it replaces)
@@ -222,7 +223,7 @@ def scaling_rows(sizes, dask_workers, memory_sizes=()):
         rows, rng = [], np.random.default_rng(0)
         largest_in_memory = max(memory_sizes, default=max(sizes))  # no more: memory is shared with others here
         for m in sorted(set(sizes) | set(memory_sizes)):
-            with tempfile.TemporaryDirectory(prefix="catneuron-bench-") as tmp:
+            with tempfile.TemporaryDirectory(prefix="bench-", dir=SCRATCH) as tmp:
                 write_images(Path(tmp) / "train_catvnoncat.h5", "train", m, rng)
                 write_images(Path(tmp) / "test_catvnoncat.h5", "test", 50, rng)
                 for k, (mode, dtype, sets, guess) in enumerate(modes):
@@ -304,7 +305,7 @@ def streaming_ratio(m=10_000, rounds=5, iterations=3):
     round runs both (interleaved, so that they meet the same moments of a busy machine), the fastest round counts."""
     config = TrainConfig(num_iterations=iterations, dtype="float32", solver="primal")
     scaler = fit_scaler("divide255", None)
-    with tempfile.TemporaryDirectory(prefix="catneuron-bench-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="bench-", dir=SCRATCH) as tmp:
         write_images(Path(tmp) / "train.h5", "train", m, np.random.default_rng(1))
         with h5py.File(Path(tmp) / "train.h5", "r") as f:
             x, y = f["train_set_x"], f["train_set_y"][()][None, :]  # (1, m)
