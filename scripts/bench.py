@@ -8,6 +8,8 @@ measured in this run.
 """
 import argparse
 import dataclasses
+import functools
+import importlib.util
 import math
 import os
 import statistics
@@ -210,45 +212,44 @@ def scaling_rows(sizes, dask_workers, memory_sizes=()):
              ("in memory", "float32", ["train.streaming=false"], 5e-10),
              ("streaming", "float64", ["train.streaming=true"], 1e-9),
              ("streaming", "float32", ["train.streaming=true"], 5e-10)]
-    clusters = {}
-    try:
-        for n in dask_workers:
-            clusters[n] = local_cluster(n)
-            if clusters[n] is None:
-                break
-        for n, cluster in clusters.items():
-            if cluster is not None:
-                modes.append((f"Dask, {n} worker{'s' * (n > 1)}", "float32",
-                              ["train.engine=dask", f"train.scheduler={cluster.scheduler_address}"], 1e-9))
-        rows, rng = [], np.random.default_rng(0)
-        largest_in_memory = max(memory_sizes, default=max(sizes))  # no more: memory is shared with others here
-        for m in sorted(set(sizes) | set(memory_sizes)):
-            with tempfile.TemporaryDirectory(prefix="bench-", dir=SCRATCH) as tmp:
-                write_images(Path(tmp) / "train_catvnoncat.h5", "train", m, rng)
-                write_images(Path(tmp) / "test_catvnoncat.h5", "test", 50, rng)
-                for k, (mode, dtype, sets, guess) in enumerate(modes):
-                    if (m not in sizes and mode != "in memory") or (mode == "in memory" and m > largest_in_memory):
-                        continue
-                    result = cli_train(tmp, Path(tmp) / f"run{k}", iterations_for(m, guess), f"train.dtype={dtype}",
-                                       *sets)
-                    rows.append((m, mode, dtype, *result))
-                    print_row(rows[-1])
-        return rows, clusters
-    finally:
-        for cluster in clusters.values():
-            if cluster is not None:
-                cluster.close()
+    modes += [(f"Dask, {n} worker{'s' * (n > 1)}", "float32", n, 1e-9) for n in dask_workers if has_dask()]
+    rows, rng = [], np.random.default_rng(0)
+    largest_in_memory = max(memory_sizes, default=max(sizes))  # no more: memory is shared with others here
+    for m in sorted(set(sizes) | set(memory_sizes)):
+        with tempfile.TemporaryDirectory(prefix="bench-", dir=SCRATCH) as tmp:
+            write_images(Path(tmp) / "train_catvnoncat.h5", "train", m, rng)
+            write_images(Path(tmp) / "test_catvnoncat.h5", "test", 50, rng)
+            for k, (mode, dtype, sets, guess) in enumerate(modes):
+                if (m not in sizes and mode != "in memory") or (mode == "in memory" and m > largest_in_memory):
+                    continue
+                run = functools.partial(cli_train, tmp, Path(tmp) / f"run{k}", iterations_for(m, guess),
+                                        f"train.dtype={dtype}")
+                if isinstance(sets, int):
+                    # a cluster only for its own row: idle Dask processes beside a run slow it (they take the
+                    # CPU's caches from the blocks that streaming scales in cache)
+                    with local_cluster(sets) as cluster:
+                        result = run("train.engine=dask", f"train.scheduler={cluster.scheduler_address}")
+                else:
+                    result = run(*sets)
+                rows.append((m, mode, dtype, *result))
+                print_row(rows[-1])
+    return rows
+
+
+def has_dask():
+    """Whether the Dask rows can run; says so when they cannot."""
+    if importlib.util.find_spec("distributed") and importlib.util.find_spec("dask"):
+        return True
+    print("(no Dask rows: Dask is not installed; pip install -e '.[dask]')")
+    return False
 
 
 def local_cluster(n):
-    """A distributed.LocalCluster of n single-threaded worker processes, or None (and why) without Dask."""
-    try:
-        import logging
+    """A distributed.LocalCluster of n single-threaded worker processes."""
+    import logging
 
-        from distributed import LocalCluster
-    except ImportError:
-        print("(no Dask rows: Dask is not installed; pip install -e '.[dask]')")
-        return None
+    from distributed import LocalCluster
+
     return LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0",
                         silence_logs=logging.ERROR)
 
@@ -278,7 +279,7 @@ def scaling_table(sizes, dask_workers, memory_sizes=()):
           "| process seconds |")
     print("| -----: | ---- | ----- | -------------------: | ------------------: | -------------: | ------ "
           "| --------------: |")
-    rows, _ = scaling_rows(sizes, dask_workers, memory_sizes)
+    rows = scaling_rows(sizes, dask_workers, memory_sizes)
     by = {(m, mode, dtype): r for m, mode, dtype, *r in rows}
     print()
     for m in sorted(set(sizes) | set(memory_sizes)):
