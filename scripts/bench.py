@@ -212,7 +212,8 @@ def scaling_rows(sizes, dask_workers, memory_sizes=()):
              ("in memory", "float32", ["train.streaming=false"], 5e-10),
              ("streaming", "float64", ["train.streaming=true"], 1e-9),
              ("streaming", "float32", ["train.streaming=true"], 5e-10)]
-    modes += [(f"Dask, {n} worker{'s' * (n > 1)}", "float32", n, 1e-9) for n in dask_workers if has_dask()]
+    if dask_workers and has_dask():
+        modes += [(f"Dask, {n} worker{'s' * (n > 1)}", "float32", n, 1e-9) for n in dask_workers]
     rows, rng = [], np.random.default_rng(0)
     largest_in_memory = max(memory_sizes, default=max(sizes))  # no more: memory is shared with others here
     for m in sorted(set(sizes) | set(memory_sizes)):
