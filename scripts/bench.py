@@ -216,14 +216,18 @@ def scaling_rows(sizes, dask_workers, memory_sizes=()):
         modes += [(f"Dask, {n} worker{'s' * (n > 1)}", "float32", n, 1e-9) for n in dask_workers]
     rows, rng = [], np.random.default_rng(0)
     largest_in_memory = max(memory_sizes, default=max(sizes))  # no more: memory is shared with others here
-    for m in sorted(set(sizes) | set(memory_sizes)):
-        with tempfile.TemporaryDirectory(prefix="bench-", dir=SCRATCH) as tmp:
-            write_images(Path(tmp) / "train_catvnoncat.h5", "train", m, rng)
-            write_images(Path(tmp) / "test_catvnoncat.h5", "test", 50, rng)
-            for k, (mode, dtype, sets, guess) in enumerate(modes):
+    with tempfile.TemporaryDirectory(prefix="bench-", dir=SCRATCH) as tmp:
+        folders = {m: Path(tmp) / str(m) for m in sorted(set(sizes) | set(memory_sizes))}
+        for m, folder in folders.items():
+            folder.mkdir()
+            write_images(folder / "train_catvnoncat.h5", "train", m, rng)
+            write_images(folder / "test_catvnoncat.h5", "test", 50, rng)
+        # mode by mode: Dask last, as its processes (even closed) can slow the local rows that follow them
+        for k, (mode, dtype, sets, guess) in enumerate(modes):
+            for m, folder in folders.items():
                 if (m not in sizes and mode != "in memory") or (mode == "in memory" and m > largest_in_memory):
                     continue
-                run = functools.partial(cli_train, tmp, Path(tmp) / f"run{k}", iterations_for(m, guess),
+                run = functools.partial(cli_train, folder, folder / f"run{k}", iterations_for(m, guess),
                                         f"train.dtype={dtype}")
                 if isinstance(sets, int):
                     # a cluster only for its own row: idle Dask processes beside a run slow it (they take the
