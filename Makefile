@@ -7,6 +7,8 @@ CONFIG ?= configs/default.yaml
 # the sweep `make sweep` runs, and how many of its runs train at once
 SWEEP_CONFIG ?= configs/lr_sweep.yaml
 JOBS ?= 1
+# BLAS threads of `make bench` (docs/speed.md: on a shared machine one thread per process is fastest)
+BENCH_THREADS ?= 1
 RAW := data/raw/train_catvnoncat.h5 data/raw/test_catvnoncat.h5
 # where fetch gets the course files: an http(s):// or file:// URL or a folder (default: public mirrors, in turn)
 DATA_FROM ?=
@@ -68,8 +70,8 @@ gradcheck: $(RAW) | $(STAMP) ## compare propagate's gradients with finite differ
 guide: $(RAW) | $(STAMP) ## run the examples of docs/guide.md and check its code citations (tests/test_guide.py)
 	$(PY) -m pytest -q tests/test_guide.py
 
-bench: $(RAW) | $(STAMP) ## time the seed's loop, the lesson's loop and the solvers; scaling to 100k images (minutes)
-	$(PY) scripts/bench.py --data data/raw
+bench: $(RAW) | $(STAMP) ## time the solvers, in-memory vs streaming vs Dask up to 100k images (minutes; BENCH_THREADS=N)
+	$(PY) scripts/bench.py --data data/raw --threads $(BENCH_THREADS)
 
 clean: ## remove every generated file: runs/, data/processed/, .venv, caches, build files (data/raw and your photos are kept)
 	rm -rf runs $(VENV) .pytest_cache build dist *.egg-info

@@ -40,10 +40,11 @@ class Model:
     fit: str = "squash"
     resample: str = "bilinear"
 
-    def logits(self, x, chunk_size=1024):
+    def logits(self, x, chunk_size=128):
         """Images (m, h, w, 3) uint8 -> Z = w.T X + b, of shape (1, m).
 
-        x may be an h5py Dataset; it is read chunk_size images at a time, so memory stays bounded.
+        x may be an h5py Dataset; it is read chunk_size images at a time, so memory stays bounded (two float64
+        chunks of features are alive at once: 25 MiB for 64x64 images).
         """
         chunks = (features(x[j:j + chunk_size], self.scaler) for j in range(0, x.shape[0], chunk_size))
         return np.concatenate([self.w.T @ X + self.b for X in chunks], axis=1)  # (1, k) pieces -> (1, m)

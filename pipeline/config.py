@@ -104,6 +104,9 @@ class TrainConfig:
     early_stopping: bool = _key(False)  # keep the weights of the lowest validation cost
     patience: int = _key(10, _at_least(1))  # recorded iterations without a better validation cost before stopping
     class_weight: str = _key("none", _one_of("none", "balanced"))
+    memory_budget: int = _key(512, _at_least(0))
+    engine: str = _key("local", _one_of("local", "dask"))
+    scheduler: str = _key("")
 
 
 @dataclass(frozen=True)

@@ -51,3 +51,19 @@ def features(x, scaler):
     """Images (m, h, w, 3) uint8 -> scaled X of shape (n_x, m) float64."""
     # the same numbers as scaler.transform(flatten(x)), in one pass: uint8 -> float64 is exact either way
     return scaler.transform(x.reshape(x.shape[0], -1).T)  # (m, h*w*3) -> (n_x, m)
+
+
+def scaled_block(x, scaler, dtype=np.float64):
+    """Images (k, h, w, 3) uint8 -> scaled X (n_x, k) in dtype: the numbers of features(x, scaler) rounded to
+    dtype, computed in one k-example buffer (no (n_x, k) float64 temporary in float32 but for standardize)."""
+    k, dtype = x.shape[0], np.dtype(dtype)
+    work = dtype if scaler.kind == "divide255" else np.float64  # standardize rounds once, from float64, as features
+    X = x.reshape(k, -1).astype(work)  # (k, n_x): uint8 -> float is exact
+    if scaler.kind == "divide255":
+        # float32(x) / float32(255) is correctly rounded, so it equals float64 x / 255 rounded to float32 for all
+        # 256 pixel values (tests/test_features.py checks them)
+        X /= work.type(255)
+    else:
+        X -= scaler.mean.T  # (k, n_x) - (1, n_x)
+        X /= scaler.std.T
+    return X.astype(dtype, copy=False).T  # (k, n_x) -> (n_x, k), Fortran-ordered

@@ -12,7 +12,7 @@ from pipeline import PipelineError, data, solvers, streaming
 from pipeline.artifacts import Model, new_run_dir, save_model
 from pipeline.config import dump_config
 from pipeline.evaluate import choose_threshold, evaluate
-from pipeline.features import features, fit_scaler, flatten
+from pipeline.features import features
 from pipeline.model import Diverged, cross_entropy, sigmoid
 from pipeline.files import write_text
 from pipeline.provenance import provenance, write_run_json
@@ -26,6 +26,10 @@ def fit(X, Y, train_config, on_cost=None, on_step=None, monitor=None, weights=No
     X is an array, or a streaming.Chunks reading it from HDF5 (always the primal solver). Returns w (n_x, 1)
     float64, b and the recorded costs.
     """
+    if train_config.engine == "dask":
+        from pipeline import dask_engine  # only here: the local engine never imports Dask
+
+        return dask_engine.fit(X, Y, train_config, on_cost, on_step, monitor, weights)
     solver = solver_for(X, train_config)
     if solver == "streaming":
         return solvers.primal(X, Y, X.shape[0], train_config, on_cost, on_step, monitor, weights)
@@ -152,14 +156,13 @@ def carve(train_set, fraction, seed):
 
 
 def training_features(train_set, config):
-    """The scaled X (n_x, m) to train on and its fitted Scaler: an array, or Chunks when x is on disk."""
-    if isinstance(train_set.x, np.ndarray):
-        X = flatten(train_set.x)  # (n_x, m)
-        scaler = fit_scaler(config.features.scaling, X)
-        return scaler.transform(X), scaler
-    size = config.train.chunk_size
-    scaler = streaming.fit_scaler(config.features.scaling, train_set.x, size)
-    return streaming.Chunks(train_set.x, scaler, size, config.train.dtype), scaler
+    """The scaled X (n_x, m) to train on and its fitted Scaler. Images in memory give the one scaled copy of X,
+    an array in train.dtype filled block by block; images on disk give Chunks reading them from HDF5 on every
+    pass (kept in memory up to train.memory_budget MiB)."""
+    train, x = config.train, train_set.x
+    scaler = streaming.fit_scaler(config.features.scaling, x, train.chunk_size)
+    X = streaming.Chunks(x, scaler, train.chunk_size, train.dtype, train.memory_budget * streaming.MIB)
+    return (X.materialize() if isinstance(x, np.ndarray) and train.engine == "local" else X), scaler
 
 
 def train(config, train_set, test_set, name, run_dir=None, on_cost=None, on_step=None, overrides=(),

@@ -1,20 +1,32 @@
 """Benchmark: the seed's for-loop, the lesson's vectorised loop and this pipeline's solvers on the course data,
-then scaling on generated 64x64x3 datasets and the notes' vectorisation demo. Every row is measured in this run.
+then scaling on generated 64x64x3 datasets (in memory, streaming and Dask: time per iteration and peak memory of
+real `train` processes), a bandwidth model for more Dask workers, and the notes' vectorisation demo. Every row is
+measured in this run.
 
-    python scripts/bench.py [--data data/raw] [--repeat 3] [--sizes 1000,10000,100000]
+    python scripts/bench.py [--data data/raw] [--repeat 3] [--sizes 1000,10000,100000] [--memory-sizes 50000]
+                            [--threads N] [--dask-workers 1,2]
 """
 import argparse
 import dataclasses
+import functools
+import importlib.util
 import math
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 
-import h5py
-import numpy as np
+BLAS_THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+if "--threads" in sys.argv[:-1]:  # before numpy is imported, so that this process and its children use them
+    for var in BLAS_THREAD_VARS:
+        os.environ[var] = sys.argv[sys.argv.index("--threads") + 1]
+
+import h5py  # noqa: E402
+import numpy as np  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -102,7 +114,8 @@ def course_table(data_dir, repeat):
     runs = {"lesson": lambda: lesson_loop(X, Y)}
     for name, keys in configs.items():
         config = dataclasses.replace(base, **keys)
-        Xs = streaming.Chunks(lazy.x, fit_scaler("divide255", None), config.chunk_size) if config.streaming is True else X
+        Xs = (streaming.Chunks(lazy.x, fit_scaler("divide255", None), config.chunk_size, config.dtype,
+                               config.memory_budget * streaming.MIB) if config.streaming is True else X)
         runs[name] = lambda Xs=Xs, config=config: fit(Xs, Y, config)
     best = best_in_rounds(runs, repeat)
     lesson_seconds, (w_ref, b_ref, _) = best.pop("lesson")
@@ -125,7 +138,8 @@ def course_table(data_dir, repeat):
 
 
 def write_images(path, split, m, rng, chunk=5000):
-    """A course-schema HDF5 file of m random 64x64x3 images, written chunk by chunk to keep memory small."""
+    """A course-schema HDF5 file of m random 64x64x3 images in the layout prepare writes (chunked by 64 examples,
+    uncompressed), written chunk by chunk to keep memory small."""
     with h5py.File(path, "w") as f:
         x = f.create_dataset(f"{split}_set_x", (m, 64, 64, 3), dtype=np.uint8, chunks=(min(m, 64), 64, 64, 3))
         for j in range(0, m, chunk):
@@ -134,47 +148,209 @@ def write_images(path, split, m, rng, chunk=5000):
         f.create_dataset("list_classes", data=np.array([b"non-cat", b"cat"]))
 
 
-def cli_train(data_dir, run_dir, iterations, streaming_setting):
-    """Run `python -m pipeline train` in a subprocess; return (seconds, peak RSS in bytes)."""
-    args = [sys.executable, "-m", "pipeline", "train", "--quiet", "--run-dir", str(run_dir),
+N_X = 64 * 64 * 3
+BOUND_SLACK = 150 << 20  # in-memory peak RSS bound: 1.25 x the scaled copy of X + this
+SCRATCH = ROOT / "data" / "processed"  # generated datasets, removed after use (in /tmp, others may clean them)
+# `python -m pipeline` with each line it prints stamped with the time it was written (a pipe may deliver several
+# lines at once) and its own peak RSS (VmHWM) printed on stderr as it exits: the rusage of a child can report the
+# parent's RSS instead (execve keeps the larger high-water mark of the memory it replaces)
+CHILD = """
+import atexit, runpy, sys, time
+class Stamped:
+    def __init__(self, f):
+        self.f, self.start = f, True
+    def write(self, text):
+        out = []
+        for piece in text.splitlines(True):
+            out += [f"{time.perf_counter()!r} "] * self.start + [piece]
+            self.start = piece.endswith("\\n")
+        return self.f.write("".join(out))
+    def __getattr__(self, name):
+        return getattr(self.f, name)
+sys.stdout = Stamped(sys.stdout)
+atexit.register(lambda: print(next(l for l in open("/proc/self/status") if l.startswith("VmHWM")), file=sys.stderr))
+sys.argv[0] = "pipeline"
+runpy.run_module("pipeline", run_name="__main__", alter_sys=True)
+"""
+
+
+def cli_train(data_dir, run_dir, iterations, *sets):
+    """Run `python -m pipeline train` (printing every cost) in a subprocess, timing each cost line as written.
+
+    Returns (fastest and median seconds of the iterations after the first, whole-process seconds, peak RSS in
+    bytes)."""
+    args = [sys.executable, "-c", CHILD, "train", "--quiet", "--run-dir", str(run_dir),
             "--set", f"data.dir={data_dir}", "--set", f"train.num_iterations={iterations}",
-            "--set", "train.solver=primal", "--set", f"train.streaming={streaming_setting}"]
+            "--set", "train.print_every=1", "--set", "train.solver=primal"]
+    for s in sets:
+        args += ["--set", s]
     start = time.perf_counter()
-    proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            env=dict(os.environ, PYTHONPATH=str(ROOT)))
-    _, status, usage = os.wait4(proc.pid, 0)
+    proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=dict(os.environ, PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1"))
+    stamps = [float(line.split(" ", 1)[0]) for line in proc.stdout if " Cost after iteration" in line]
+    error = proc.stderr.read()
+    proc.wait()
     seconds = time.perf_counter() - start
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode:
-        sys.exit(f"bench: {' '.join(args)} failed: {proc.stderr.read().decode()}")
+    proc.stdout.close()
     proc.stderr.close()
-    return seconds, usage.ru_maxrss * 1024  # Linux reports kilobytes
+    if proc.returncode or len(stamps) != iterations:
+        sys.exit(f"bench: {' '.join(args)} failed: {error}")
+    intervals = [b - a for a, b in zip(stamps, stamps[1:])]  # iteration 0 reads the file: not counted
+    peak = int(error.rsplit("VmHWM:", 1)[1].split()[0]) * 1024  # kB
+    return min(intervals), statistics.median(intervals), seconds, peak
 
 
-def scaling_table(sizes):
-    print("\nScaling: `python -m pipeline train` (primal) on generated 64x64x3 images; seconds per iteration from "
-          "the difference between a run of 1 iteration and a longer one, peak RSS of the whole run\n")
-    print("| images | mode | seconds per iteration | peak RSS (MiB) |")
-    print("| -----: | ---- | --------------------: | -------------: |")
-    rng = np.random.default_rng(0)
-    peak_100k = None
-    for m in sizes:
-        with tempfile.TemporaryDirectory(prefix="catneuron-bench-") as tmp:
-            write_images(Path(tmp) / "train_catvnoncat.h5", "train", m, rng)
-            write_images(Path(tmp) / "test_catvnoncat.h5", "test", 50, rng)
-            modes = ["true"] if m * 12288 * streaming.IN_MEMORY_BYTES_PER_PIXEL > 4 << 30 else ["false", "true"]
-            for mode in modes:
-                more = 1 + max(10, 2_000_000 // m)  # enough iterations for their time to stand out of the set-up's
-                t1, rss1 = cli_train(tmp, Path(tmp) / f"run1-{mode}", 1, mode)
-                t2, rss2 = cli_train(tmp, Path(tmp) / f"run2-{mode}", more, mode)
-                name = "streaming" if mode == "true" else "in memory"
-                peak = max(rss1, rss2)
-                print(f"| {m} | {name} | {(t2 - t1) / (more - 1):.3f} | {peak / 2**20:.0f} |")
-                if mode == "true" and m >= 100_000:
-                    peak_100k = peak
-    if peak_100k is not None:
-        print(f"\ntarget: 100k images stream with peak RSS under 1 GiB: {peak_100k / 2**20:.0f} MiB, "
-              f"{'met' if peak_100k < 2**30 else 'NOT met'}")
+def iterations_for(m, seconds_per_pixel):
+    """Enough iterations for about 2 s of them, from a rough guess of the time per iteration."""
+    return int(min(300, max(5, 2 / (m * N_X * seconds_per_pixel))))
+
+
+def scaling_rows(sizes, dask_workers, memory_sizes=()):
+    """Run every mode on generated datasets of each size, and in memory only on memory_sizes; returns rows
+    (m, mode, dtype, fastest s/it, median s/it, process s, peak rss)."""
+    modes = [("in memory", "float64", ["train.streaming=false"], 1e-9),
+             ("in memory", "float32", ["train.streaming=false"], 5e-10),
+             ("streaming", "float64", ["train.streaming=true"], 1e-9),
+             ("streaming", "float32", ["train.streaming=true"], 5e-10)]
+    if dask_workers and has_dask():
+        modes += [(f"Dask, {n} worker{'s' * (n > 1)}", "float32", n, 1e-9) for n in dask_workers]
+    rows, rng = [], np.random.default_rng(0)
+    largest_in_memory = max(memory_sizes, default=max(sizes))  # no more: memory is shared with others here
+    with tempfile.TemporaryDirectory(prefix="bench-", dir=SCRATCH) as tmp:
+        folders = {m: Path(tmp) / str(m) for m in sorted(set(sizes) | set(memory_sizes))}
+        for m, folder in folders.items():
+            folder.mkdir()
+            write_images(folder / "train_catvnoncat.h5", "train", m, rng)
+            write_images(folder / "test_catvnoncat.h5", "test", 50, rng)
+        # mode by mode: Dask last, as its processes (even closed) can slow the local rows that follow them
+        for k, (mode, dtype, sets, guess) in enumerate(modes):
+            for m, folder in folders.items():
+                if (m not in sizes and mode != "in memory") or (mode == "in memory" and m > largest_in_memory):
+                    continue
+                run = functools.partial(cli_train, folder, folder / f"run{k}", iterations_for(m, guess),
+                                        f"train.dtype={dtype}")
+                if isinstance(sets, int):
+                    # a cluster only for its own row: idle Dask processes beside a run slow it (they take the
+                    # CPU's caches from the blocks that streaming scales in cache)
+                    with local_cluster(sets) as cluster:
+                        result = run("train.engine=dask", f"train.scheduler={cluster.scheduler_address}")
+                else:
+                    result = run(*sets)
+                rows.append((m, mode, dtype, *result))
+                print_row(rows[-1])
+    return rows
+
+
+def has_dask():
+    """Whether the Dask rows can run; says so when they cannot."""
+    if importlib.util.find_spec("distributed") and importlib.util.find_spec("dask"):
+        return True
+    print("(no Dask rows: Dask is not installed; pip install -e '.[dask]')")
+    return False
+
+
+def local_cluster(n):
+    """A distributed.LocalCluster of n single-threaded worker processes."""
+    import logging
+
+    from distributed import LocalCluster
+
+    return LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0",
+                        silence_logs=logging.ERROR)
+
+
+def print_row(row):
+    m, mode, dtype, fastest, median, seconds, rss = row
+    note = ""
+    if mode == "in memory":
+        copy = m * N_X * np.dtype(dtype).itemsize
+        bound = 1.25 * copy + BOUND_SLACK
+        note = (f"copy of X {copy / 2**20:.0f} MiB, bound {bound / 2**20:.0f} MiB: "
+                f"{'within' if rss <= bound else 'OVER'}")
+    elif mode == "streaming":
+        note = f"{'within' if rss <= 2**30 else 'OVER'} 1 GiB"
+    else:
+        note = "this process only (the workers hold the images)"
+    print(f"| {m} | {mode} | {dtype} | {fastest:.4f} | {median:.4f} | {rss / 2**20:.0f} | {note} | {seconds:.1f} |",
+          flush=True)
+
+
+def scaling_table(sizes, dask_workers, memory_sizes=()):
+    print("\nScaling: `python -m pipeline train` (primal) on generated 64x64x3 images stored as prepare stores them; "
+          "seconds per iteration = the fastest and the median interval between the cost lines of iterations 1 and "
+          "later (iteration 0 reads the file; the fastest is the machine's speed when others leave it alone), peak "
+          "RSS of the train process, whole process time (loading, training, evaluation, report)\n")
+    print("| images | mode | dtype | s/iteration, fastest | s/iteration, median | peak RSS (MiB) | memory "
+          "| process seconds |")
+    print("| -----: | ---- | ----- | -------------------: | ------------------: | -------------: | ------ "
+          "| --------------: |")
+    rows = scaling_rows(sizes, dask_workers, memory_sizes)
+    by = {(m, mode, dtype): r for m, mode, dtype, *r in rows}
+    print()
+    for m in sorted(set(sizes) | set(memory_sizes)):
+        memory, stream = by.get((m, "in memory", "float32")), by.get((m, "streaming", "float32"))
+        if memory and stream:
+            ratio = stream[0] / memory[0]
+            print(f"target: streaming per iteration <= 2x in-memory float32 at {m} images: {ratio:.2f}x, "
+                  f"{'met' if ratio <= 2 else 'NOT met'} ({stream[1] / memory[1]:.2f}x by the median)")
+    for dtype in ("float64", "float32"):
+        stream = by.get((max(sizes), "streaming", dtype))
+        if stream and max(sizes) >= 100_000:
+            before = 3.5 * max(sizes) / 100_000  # seconds per iteration before (3.5 s per 100k images)
+            speedup = before / stream[0]
+            print(f"target: {max(sizes)} images streaming in {dtype} >= 5x faster than 3.5 s per 100k images: "
+                  f"{speedup:.1f}x, {'met' if speedup >= 5 else 'NOT met'} ({before / stream[1]:.1f}x "
+                  f"by the median); peak RSS {stream[3] / 2**20:.0f} MiB, {'met' if stream[3] <= 2**30 else 'NOT met'} "
+                  "(<= 1 GiB)")
+    streaming_ratio()
+    bandwidth_model(rows)
+
+
+def streaming_ratio(m=10_000, rounds=5, iterations=3):
+    """Streaming against in-memory training in float32 on the same m generated images, in this process: each
+    round runs both (interleaved, so that they meet the same moments of a busy machine), the fastest round counts."""
+    config = TrainConfig(num_iterations=iterations, dtype="float32", solver="primal")
+    scaler = fit_scaler("divide255", None)
+    with tempfile.TemporaryDirectory(prefix="bench-", dir=SCRATCH) as tmp:
+        write_images(Path(tmp) / "train.h5", "train", m, np.random.default_rng(1))
+        with h5py.File(Path(tmp) / "train.h5", "r") as f:
+            x, y = f["train_set_x"], f["train_set_y"][()][None, :]  # (1, m)
+            chunks = streaming.Chunks(x, scaler, config.chunk_size, "float32", config.memory_budget * streaming.MIB)
+            fit(chunks, y, dataclasses.replace(config, num_iterations=1))  # the first pass reads the file
+            X = streaming.Chunks(x[()], scaler, config.chunk_size, "float32").materialize()  # (n_x, m)
+            best = best_in_rounds({"in memory": lambda: fit(X, y, config),
+                                   "streaming": lambda: fit(chunks, y, config)}, rounds, min_seconds=0)
+    memory, stream = (best[name][0] / iterations for name in ("in memory", "streaming"))
+    print(f"\nStreaming against in memory, float32, {m} images, in one process, fastest of {rounds} interleaved "
+          f"rounds of {iterations} iterations: in memory {memory:.4f} s, streaming {stream:.4f} s per iteration")
+    print(f"target: streaming per iteration <= 2x in-memory float32 at {m} images (interleaved): {stream / memory:.2f}x, "
+          f"{'met' if stream / memory <= 2 else 'NOT met'}")
+
+
+def bandwidth_model(rows, network=1.25e9, hop=1e-3):
+    """Per-iteration time on N Dask workers: t(N, m) = overhead + m * n_x / (N * rate) + log2(N) * (n_x * 8 /
+    network + hop). overhead and rate come from this run's 1-worker rows (smallest and largest size); network
+    (bytes/s, 10 Gb/s) and hop (s per level of the tree sum) are assumptions."""
+    one = sorted((row[0], row[3]) for row in rows if row[1] == "Dask, 1 worker")  # (m, s per iteration)
+    if len(one) < 2:
+        return
+    (m0, t0), (m1, t1) = one[0], one[-1]
+    rate = (m1 - m0) * N_X / max(t1 - t0, 1e-9)  # pixels per second of one worker
+    overhead = max(t0 - m0 * N_X / rate, 0.0)
+
+    def predict(n, m):
+        return overhead + m * N_X / (n * rate) + math.log2(n) * (N_X * 8 / network + hop)
+
+    print(f"\nBandwidth model for Dask: t(N, m) = {overhead * 1e3:.0f} ms + m * 12288 / (N * {rate / 1e9:.2f}e9 "
+          f"pixels/s) + log2(N) * ({N_X * 8 / network * 1e3:.2f} ms + {hop * 1e3:.0f} ms); overhead and rate "
+          f"measured here with 1 worker, the network (10 Gb/s) and 1 ms per level of the tree sum assumed\n")
+    print("| images | workers | predicted seconds per iteration | measured here |")
+    print("| -----: | ------: | ------------------------------: | ------------: |")
+    measured = {(row[0], row[1]): row[3] for row in rows if row[1].startswith("Dask")}  # the fastest
+    for m in (m1, 1_000_000, 10_000_000):
+        for n in (1, 2, 10, 100):
+            seen = measured.get((m, f"Dask, {n} worker{'s' * (n > 1)}"))
+            print(f"| {m} | {n} | {predict(n, m):.3f} | {'' if seen is None else f'{seen:.3f}'} |")
 
 
 def vectorisation_demo():
@@ -199,14 +375,34 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", default=os.environ.get("CATVNONCAT_DIR", "data/raw"),
                         help="folder with the course's HDF5 files (default: $CATVNONCAT_DIR or data/raw)")
-    parser.add_argument("--repeat", type=int, default=3, help="runs per course row; the fastest counts")
+    parser.add_argument("--repeat", type=int, default=2, help="runs per course row; the fastest counts")
     parser.add_argument("--sizes", default="1000,10000,100000", help="image counts of the scaling rows")
+    parser.add_argument("--memory-sizes", default="50000", help="more image counts, for the in-memory rows only")
+    parser.add_argument("--threads", type=int, help="BLAS threads for this process and the trainings it runs "
+                        "(sets OMP_NUM_THREADS, OPENBLAS_NUM_THREADS, MKL_NUM_THREADS; default: as they are)")
+    parser.add_argument("--dask-workers", default="1,2", help="worker counts of the Dask rows (empty: none)")
     args = parser.parse_args()
-    print(f"numpy {np.__version__}, {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}\n")
+    load = ", ".join(f"{v:.2f}" for v in os.getloadavg())
+    print(f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, numpy {np.__version__}, {os.cpu_count()} cores, "
+          f"load average {load} (1, 5, 15 min), BLAS threads: {blas_threads()}\n")
     course_table(Path(args.data), args.repeat)
-    scaling_table([int(s) for s in args.sizes.split(",") if s])
+    counts = ([int(s) for s in arg.split(",") if s] for arg in (args.sizes, args.dask_workers, args.memory_sizes))
+    scaling_table(*counts)
+    # prepare speed and the whole `train` process time on the course data: the rows of scripts/bench_prepare.py
+    # go here (integration point for the ingest work)
     vectorisation_demo()
-    print(f"\nload average at the end {os.getloadavg()[0]:.1f}")
+    print(f"\nload average at the end {', '.join(f'{v:.2f}' for v in os.getloadavg())}")
+
+
+def blas_threads():
+    """The BLAS thread count: threadpoolctl's report if it is installed, else the environment variables."""
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        set_vars = [f"{v}={os.environ[v]}" for v in BLAS_THREAD_VARS if v in os.environ]
+        return ", ".join(set_vars) or f"not set (the BLAS default, usually {os.cpu_count()})"
+    return ", ".join(f"{i['internal_api']} {i['num_threads']}" for i in threadpool_info()
+                     if i.get("user_api") == "blas") or "no BLAS found"
 
 
 if __name__ == "__main__":

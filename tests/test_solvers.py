@@ -146,7 +146,7 @@ def test_gram_refuses_to_stream():
     with pytest.raises(PipelineError, match=r"train.solver gram needs the training set in memory, but it is "
                                             r"streamed \(train.streaming is true\); use train.solver primal or auto"):
         streams(config(solver="gram", streaming=True), 10, 12)
-    with pytest.raises(PipelineError, match=r"streamed \(the training set needs 194.5 GiB in memory, 8.0 GiB are"):
+    with pytest.raises(PipelineError, match=r"streamed \(the training set needs 103.0 GiB in memory, 8.0 GiB are"):
         streams(config(solver="gram"), 10**6, 12288, available=8 * GIB)
 
 

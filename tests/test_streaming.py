@@ -1,10 +1,13 @@
 """Streaming through the real CLI on generated course-schema HDF5 files: the same model as in memory."""
 import json
 
+import h5py
 import numpy as np
 import pytest
 
 from pipeline.artifacts import load_model
+from pipeline.features import features, fit_scaler
+from pipeline.streaming import Chunks
 from tests.conftest import run_cli
 from tests.test_data import images, write_split
 
@@ -50,3 +53,35 @@ def test_gram_with_streaming_is_refused_and_leaves_no_run(data_dir, tmp_path):
     assert result.stderr == ("error: train.solver gram needs the training set in memory, but it is streamed "
                              "(train.streaming is true); use train.solver primal or auto\n")
     assert not (tmp_path / "run").exists()
+
+
+def chunked_file(tmp_path, x, rows):
+    """x written to a real HDF5 file stored in chunks of `rows` examples, opened for reading."""
+    with h5py.File(tmp_path / "x.h5", "w") as f:
+        f.create_dataset("train_set_x", data=x, chunks=(rows, *x.shape[1:]))
+    return h5py.File(tmp_path / "x.h5", "r")
+
+
+def test_streaming_keeps_the_chunks_that_fit_the_memory_budget(tmp_path):
+    x = images(30, size=4, seed=5)  # 48 bytes an image
+    scaler = fit_scaler("divide255", None)
+    expected = features(x, scaler)
+    f = chunked_file(tmp_path, x, rows=4)
+    reads = {}
+    for budget, kept in ((0, []), (2 * 8 * 48, [0, 8]), (30 * 48, [0, 8, 16, 24])):
+        chunks = Chunks(f["train_set_x"], scaler, chunk_size=5, budget=budget)  # 5 -> two stored chunks of 4
+        reads[budget] = [cols for cols, _ in chunks]
+        assert sorted(chunks.kept) == kept
+        np.testing.assert_array_equal(np.concatenate([X for _, X in chunks], axis=1), expected)
+    assert reads[0] == [slice(0, 8), slice(8, 16), slice(16, 24), slice(24, 30)]
+    f.close()  # within a large enough budget, the next passes read nothing from the file
+    np.testing.assert_array_equal(np.concatenate([X for _, X in chunks], axis=1), expected)
+
+
+def test_chunks_walk_blocks_of_about_one_mib():
+    x = images(100, size=64, seed=1)  # 12288 pixels: 10 examples of float64 make 1 MiB, 21 of float32
+    scaler = fit_scaler("divide255", None)
+    for dtype, k in (("float64", 10), ("float32", 21)):
+        blocks = list(Chunks(x, scaler, chunk_size=64, dtype=dtype))
+        assert [cols.stop - cols.start for cols, _ in blocks] == [k] * (64 // k) + [64 % k] + [k] * (36 // k) + [36 % k]
+        assert all(X.shape == (12288, c.stop - c.start) and X.dtype == dtype for c, X in blocks)

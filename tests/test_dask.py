@@ -1,0 +1,102 @@
+"""train.engine dask on a real distributed.LocalCluster of 2 worker processes: the local solver's costs and the
+same run folder; and the local engine never imports Dask."""
+import csv
+import logging
+
+import h5py
+import numpy as np
+import pytest
+
+from pipeline import PipelineError
+from pipeline.artifacts import load_model
+from pipeline.config import TrainConfig
+from pipeline.streaming import streams
+from tests.conftest import run_cli, run_python
+from tests.test_data import images
+
+NO_DASK = ("import sys; sys.modules['dask'] = sys.modules['distributed'] = None; "  # any import of them fails
+           "from pipeline.cli import main; sys.exit(main())")
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    """Course-schema files: 90 training images of 8 x 8 stored in HDF5 chunks of 8 examples, 20 test images."""
+    folder = tmp_path_factory.mktemp("data")
+    rng = np.random.default_rng(4)
+    for split, m, chunks in (("train", 90, (8, 8, 8, 3)), ("test", 20, None)):
+        with h5py.File(folder / f"{split}_catvnoncat.h5", "w") as f:
+            f.create_dataset(f"{split}_set_x", data=images(m, size=8, seed=m), chunks=chunks)
+            f.create_dataset(f"{split}_set_y", data=rng.integers(0, 2, m))
+            f.create_dataset("list_classes", data=np.array([b"non-cat", b"cat"]))
+    return folder
+
+
+def train(data_dir, run_dir, *sets, runner=run_cli):
+    args = ["train", "--quiet", "--set", f"data.dir={data_dir}", "--run-dir", run_dir, "--set", "train.chunk_size=16",
+            "--set", "train.num_iterations=20", "--set", "train.print_every=5", "--set", "train.l2=0.5"]
+    for s in sets:
+        args += ["--set", s]
+    return runner(*args)
+
+
+def costs(run_dir):
+    with open(run_dir / "costs.csv") as f:
+        return [float(row["cost"]) for row in csv.DictReader(f)]
+
+
+def test_dask_engine_gives_the_local_costs_and_run_folder(data_dir, tmp_path):
+    distributed = pytest.importorskip("distributed")  # the [test] extra installs it: this skip is not a pass
+    with distributed.LocalCluster(n_workers=2, processes=True, threads_per_worker=1, dashboard_address=":0",
+                                  silence_logs=logging.ERROR) as cluster:
+        on_dask = train(data_dir, tmp_path / "dask", "train.engine=dask",
+                        f"train.scheduler={cluster.scheduler_address}")
+        assert on_dask.returncode == 0, on_dask.stderr
+        prefixes = set(cluster.scheduler.task_prefixes)  # what this cluster ran: reads of the file and the sums
+        assert "array" in prefixes and any(p.startswith("sum") for p in prefixes), prefixes
+    local = train(data_dir, tmp_path / "local", "train.solver=primal")
+    assert local.returncode == 0, local.stderr
+    assert on_dask.stdout == local.stdout  # the printed costs and accuracies
+    np.testing.assert_allclose(costs(tmp_path / "dask"), costs(tmp_path / "local"), rtol=0, atol=1e-9)
+    assert len(costs(tmp_path / "dask")) == 4
+    np.testing.assert_allclose(load_model(tmp_path / "dask").w, load_model(tmp_path / "local").w, rtol=0, atol=1e-9)
+    files = {name: sorted(p.name for p in (tmp_path / name).iterdir()) for name in ("dask", "local")}
+    assert files["dask"] == files["local"]
+
+
+def test_an_empty_scheduler_starts_a_local_cluster(data_dir, tmp_path):
+    pytest.importorskip("distributed")
+    on_dask = train(data_dir, tmp_path / "dask", "train.engine=dask", "train.dtype=float32")
+    local = train(data_dir, tmp_path / "local", "train.solver=primal", "train.dtype=float32")
+    assert on_dask.returncode == 0 and local.returncode == 0, on_dask.stderr + local.stderr
+    np.testing.assert_allclose(costs(tmp_path / "dask"), costs(tmp_path / "local"), rtol=1e-6)
+
+
+def test_dask_engine_without_dask_says_how_to_install_it(data_dir, tmp_path):
+    result = train(data_dir, tmp_path / "run", "train.engine=dask",
+                   runner=lambda *args: run_python("-c", NO_DASK, *args))
+    assert result.returncode == 1 and result.stdout == ""
+    assert result.stderr == ("error: train.engine dask needs Dask: pip install -e '.[dask]' "
+                             "(or pip install 'dask[array]' distributed)\n")
+    assert not (tmp_path / "run").exists()
+
+
+def test_local_training_never_imports_dask(data_dir, tmp_path):
+    result = train(data_dir, tmp_path / "run", "train.streaming=true",
+                   runner=lambda *args: run_python("-c", NO_DASK, *args))  # an import of dask would fail here
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "run" / "run.json").is_file()
+
+
+def test_an_unreachable_scheduler_is_one_error_line(data_dir, tmp_path):
+    pytest.importorskip("distributed")
+    result = train(data_dir, tmp_path / "run", "train.engine=dask", "train.scheduler=tcp://127.0.0.1:9")
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.startswith("error: train.scheduler tcp://127.0.0.1:9: cannot reach the Dask scheduler (")
+    assert result.stderr.count("\n") == 1 and not (tmp_path / "run").exists()
+
+
+def test_dask_engine_refuses_the_gram_solver():
+    with pytest.raises(PipelineError,
+                       match=r"^train.engine dask runs the primal solver; use train.solver primal or auto$"):
+        streams(TrainConfig(engine="dask", solver="gram"), 10, 12)
+    assert streams(TrainConfig(engine="dask"), 10, 12) is True  # the workers read the file: none of it held here
