@@ -13,7 +13,7 @@ from pipeline.artifacts import Model, new_run_dir, save_model
 from pipeline.config import dump_config
 from pipeline.evaluate import choose_threshold, evaluate
 from pipeline.features import features
-from pipeline.model import Diverged, cross_entropy, sigmoid
+from pipeline.model import Diverged, cross_entropy
 from pipeline.files import write_text
 from pipeline.provenance import provenance, write_run_json
 from pipeline.report import write_run_report
@@ -202,10 +202,12 @@ def train(config, train_set, test_set, name, run_dir=None, on_cost=None, on_step
         if config.train.early_stopping:
             w, b = monitor.w, monitor.b
         threshold = config.evaluate.threshold
-        if threshold == "auto":
-            threshold = choose_threshold(val_set.y, sigmoid(w.T @ monitor.X + b), config.evaluate.threshold_metric)
         model = Model(w=w, b=b, image_shape=train_set.x.shape[1:], scaler=scaler, classes=train_set.classes,
-                      threshold=threshold, fit=config.data.fit, resample=config.data.resample)
+                      threshold=0.5 if threshold == "auto" else threshold, fit=config.data.fit,
+                      resample=config.data.resample)
+        if threshold == "auto":  # on the probabilities predict computes, to the last bit
+            threshold = choose_threshold(val_set.y, model.predict_proba(val_set.x), config.evaluate.threshold_metric)
+            model = dataclasses.replace(model, threshold=threshold)
         write_text(run_dir / "config.yaml", dump_config(config))
         save_model(run_dir / "model.npz", model)
         write_text(run_dir / "costs.csv", costs_csv(config.train.print_every, costs, monitor and monitor.costs))
