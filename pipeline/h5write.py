@@ -66,7 +66,7 @@ class SplitWriter:
         if not self.batch:
             return
         pixels, labels, sources, digests = zip(*self.batch)
-        # gzip can grow random pixels a little, and the partly filled chunk is written again elsewhere
+        # twice the bytes: the partly filled chunk may be written again elsewhere, with HDF5's bookkeeping
         self._reserve(2 * (sum(p.nbytes for p in pixels) + sum(len(s) + 80 for s in sources)) + self.chunk_bytes)
         columns = (np.stack(pixels), np.array(labels, dtype=np.int64), list(sources),
                    np.array(digests, dtype="S64"))
