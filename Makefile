@@ -14,7 +14,7 @@ RAW := data/raw/train_catvnoncat.h5 data/raw/test_catvnoncat.h5
 DATA_FROM ?=
 FETCH := $(PY) -m pipeline fetch $(if $(DATA_FROM),--from "$(DATA_FROM)")
 
-.PHONY: help venv data prepare audit train evaluate predict report sweep bench test guide gradcheck clean
+.PHONY: help venv data prepare audit train evaluate predict report serve sweep bench test guide gradcheck clean
 .DEFAULT_GOAL := help
 
 help: ## list the targets
@@ -55,7 +55,6 @@ report: | $(STAMP) ## rebuild report.html and the pictures of the latest run (RU
 serve: | $(STAMP) ## a local page to drop a photo on, with the latest run (RUN=runs/... for another; PORT=8000)
 	$(PY) -m pipeline serve $(if $(RUN),--model "$(RUN)") --port $(or $(PORT),8000)
 
-.PHONY: serve
 
 sweep: $(RAW) | $(STAMP) ## the lesson's learning-rate comparison (SWEEP_CONFIG=..., JOBS=N parallel runs)
 	$(PY) -m pipeline sweep --config $(SWEEP_CONFIG) --jobs $(JOBS)

@@ -164,6 +164,9 @@ def cmd_predict(args):
         raise PipelineError(f"--threshold {threshold}: {_open_unit(threshold)}")
     if args.save_input and Path(args.save_input).exists() and not Path(args.save_input).is_dir():
         raise PipelineError(f"--save-input {args.save_input}: exists and is not a folder")
+    if args.save_input and args.explain and Path(args.save_input).resolve() == Path(args.explain).resolve():
+        raise PipelineError(f"--explain {args.explain}: the same folder as --save-input, whose files have the same "
+                            "names; give each its own folder")
     seen = _explainer(args, model, threshold) if args.explain else None
     images, problems, skipped = find_images(args.paths)
     for path in skipped:

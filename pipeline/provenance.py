@@ -18,7 +18,7 @@ import yaml
 
 from pipeline import __version__
 from pipeline.config import dump_config
-from pipeline.files import write_text
+from pipeline.files import sha256_file, write_text
 
 CODE_DIR = Path(__file__).resolve().parent
 
@@ -62,11 +62,7 @@ def file_sha256(path):
     stat = Path(path).stat()
     key = (str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns)
     if key not in _HASHES:
-        digest = hashlib.sha256()
-        with open(path, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                digest.update(block)
-        _HASHES[key] = digest.hexdigest()
+        _HASHES[key] = sha256_file(path)
     return _HASHES[key]
 
 

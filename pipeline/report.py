@@ -95,7 +95,7 @@ def write_run_report(run_dir, splits=None, config=None, record=None):
         page.section("confusion", "Confusion matrices", page.img(confusion, "image/png", "confusion matrices")),
         page.section("curves", "ROC and precision-recall curves (test set)", *curves),
         confident,
-        page.section("settings", "Data and settings", _settings(config, splits, model)),
+        page.section("settings", "Data and settings", _settings(config, splits, model, metrics)),
         page.section("provenance", "Provenance", _provenance(run_dir, record))))
 
 
@@ -104,9 +104,11 @@ def _write(path, text):
     return path
 
 
-def _settings(config, splits, model):
+def _settings(config, splits, model, metrics):
     train_set, test_set = splits
-    rows = [("data", f"{train_set.path} ({train_set.m} images), {test_set.path} ({test_set.m} images)"),
+    used = f"{metrics['train']['count']} training images"  # what training used: the file may hold validation too
+    used += f", {metrics['validation']['count']} for validation" if "validation" in metrics else ""
+    rows = [("data", f"{train_set.path} ({used}), {test_set.path} ({test_set.m} images)"),
             ("images", f"{' x '.join(map(str, model.image_shape))}, classes {' / '.join(model.classes)}")]
     rows += list(config.flat().items())
     return page.table(("setting", "value"), rows)
@@ -273,7 +275,7 @@ def _summary_cell(column, text, runs):
     value = _float([text])
     if value is None or "." in column:  # text, or a swept config value (train.learning_rate): as written
         return text
-    if column.endswith(RATES):
+    if column.endswith(RATES) and not column.endswith("average_precision"):  # an area, as in a run's report
         return page.tip(page.percent(value), text)
     if column == "duration_s":
         return page.tip(f"{value:.1f} s", text)

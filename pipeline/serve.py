@@ -11,7 +11,6 @@ pipeline/images.load_image, with its policy and limits; refusals are JSON {"erro
 import errno
 import ipaddress
 import json
-import re
 import tempfile
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -21,11 +20,12 @@ import numpy as np
 from PIL import Image
 
 from pipeline import PipelineError
-from pipeline.artifacts import load_model, read_json
+from pipeline.artifacts import load_model, read_json, trained_at
 from pipeline.config import load_config
 from pipeline.explain import contribution_pixels, explain
 from pipeline.files import png_bytes
 from pipeline.images import load_image
+from pipeline.names import printable
 from pipeline.page import data_uri
 from pipeline.pictures import weights_pixels
 from pipeline.webpage import PAGE
@@ -54,7 +54,7 @@ class App:
         m = self.model
         record = read_json(self.run / "run.json") if (self.run / "run.json").is_file() else {}
         return {"model": str(self.source), "run": self.run.name if record else None,
-                "trained": record.get("started"), "image_shape": list(m.image_shape), "classes": list(m.classes),
+                "trained": trained_at(self.run) if record else None, "image_shape": list(m.image_shape), "classes": list(m.classes),
                 "threshold": m.threshold, "scaling": m.scaler.kind, "fit": m.fit, "resample": m.resample,
                 "max_upload": MAX_UPLOAD}
 
@@ -92,8 +92,8 @@ class App:
 
 
 def shown(text):
-    """Client-supplied text fit to be repeated back: no control characters, bounded length."""
-    return re.sub(r"[\x00-\x1f\x7f]", "?", text)[:MAX_SHOWN]
+    """Client-supplied text fit to be repeated back: control and format characters escaped, bounded length."""
+    return printable(text)[:MAX_SHOWN]
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -189,7 +189,9 @@ def serve(source, host="127.0.0.1", port=8000, log=print):
     log(f"serving http://{host}:{server.server_port}/ with {source}; Ctrl-C to stop")
     try:
         server.serve_forever()
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:
         log("stopped")
+        if type(e) is not KeyboardInterrupt:
+            raise  # SIGTERM (cli.Terminated) ends with 143 as every command does; Ctrl-C is the normal stop
     finally:
         server.server_close()

@@ -15,7 +15,6 @@ import io
 import itertools
 import math
 import multiprocessing
-import re
 import shutil
 import signal
 from dataclasses import dataclass
@@ -27,13 +26,14 @@ from pipeline import PipelineError
 from pipeline.artifacts import read_run
 from pipeline.config import Config, check_key, dump_config, load_experiment, with_values
 from pipeline.files import write_text
-from pipeline.names import quote
+from pipeline.names import quote, safe_name
 from pipeline.train import load_splits, train
 
 SWEEP_FILE = "sweep.yaml"
 INCOMPLETE = ".incomplete"
 SHORT = {"train.learning_rate": "lr", "train.num_iterations": "it", "features.scaling": "", "train.l2": "l2=",
          "evaluate.threshold": "t"}  # folder-name prefixes; other keys use their own name
+POINT_NAME_MAX = 120  # characters of a point's folder name
 MAX_POINTS = 1000  # runs in one sweep: a few lists of a few values; a bigger grid is a typo or an attack
 COLUMNS = ["final_cost", "train_accuracy", "test_accuracy", "train_log_loss", "test_log_loss", "duration_s"]
 VALIDATION_COLUMNS = ["validation_accuracy", "validation_majority_accuracy", "validation_log_loss",
@@ -102,7 +102,7 @@ def grid(config, sweep, where):
 def point_name(values):
     """{"train.learning_rate": 0.01, "features.scaling": "standardize"} -> "lr0.01_standardize"."""
     parts = [SHORT.get(key, key.split(".")[-1]) + str(value) for key, value in values.items()]
-    return re.sub(r"[^A-Za-z0-9._+-]", "-", "_".join(parts))
+    return safe_name("_".join(parts), limit=POINT_NAME_MAX)  # grid refuses two points cut to one name
 
 
 def load_all(points):
@@ -183,7 +183,7 @@ def _run_point(task):
     try:
         train(point.config, train_set, test_set, point.name, folder, overrides=overrides, config_file=config_file,
               val_set=val_set)
-    except PipelineError as e:
+    except (PipelineError, OSError, MemoryError) as e:  # what cli.main reports: the other points still run
         shutil.rmtree(folder, ignore_errors=True)
         return point.name, str(e)
     folder.rename(sweep_dir / point.name)

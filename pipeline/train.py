@@ -152,6 +152,8 @@ def carve(train_set, fraction, seed):
     parts = [dataclasses.replace(train_set, x=x[names == s], y=train_set.y[:, names == s]) for s in ("train", "val")]
     if not parts[1].m:
         raise PipelineError(f"data.val_fraction {fraction} leaves no validation image of {train_set.m}; raise it")
+    if len(np.unique(parts[0].y)) < 2:
+        raise PipelineError(f"data.val_fraction {fraction} leaves training images of one class only; lower it")
     return tuple(parts)
 
 

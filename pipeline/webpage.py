@@ -29,7 +29,7 @@ img.pixels { width: 256px; height: 256px; image-rendering: pixelated; border: 1p
 <h1>Why did it say cat?</h1>
 <p id="model">loading the model...</p>
 <div id="drop">Drop a photo here, or <input type="file" id="file" accept="image/*"></div>
-<p><label>threshold <input type="range" id="threshold" min="0.01" max="0.99" step="0.01"></label>
+<p><label>threshold <input type="range" id="threshold" min="0" max="1" step="any"></label>
 <output id="threshold-value"></output> (the label is the second class when p is above it)</p>
 <p id="status" data-state="idle">No photo yet.</p>
 <section id="result" hidden>

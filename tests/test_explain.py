@@ -124,3 +124,11 @@ def test_the_report_explains_its_most_confident_right_and_wrong_test_images(smal
     for image in (i for i in page.images if i["alt"] in captions):
         with Image.open(io.BytesIO(decode(image["src"])[1])) as picture:
             assert picture.size[0] > 3 * 8 * 4  # three enlarged 8x8 panels side by side
+
+
+def test_explain_and_save_input_refuse_one_folder(course_run, tmp_path):
+    Image.new("RGB", (64, 64), "orange").save(tmp_path / "a.png")
+    result = run_cli("predict", "--model", course_run, "--save-input", tmp_path / "out", "--explain",
+                     tmp_path / "out", tmp_path / "a.png")
+    assert result.returncode == 1 and result.stderr.startswith(f"error: --explain {tmp_path / 'out'}: the same folder")
+    assert not (tmp_path / "out").exists()

@@ -280,3 +280,10 @@ def test_a_reader_that_goes_away_is_not_an_error(small_data, tmp_path):
     with proc.stderr:
         err = proc.stderr.read().decode()
     assert proc.wait() == 141 and err == ""
+
+
+def test_a_point_name_is_one_bounded_file_name():
+    from pipeline.sweep import POINT_NAME_MAX, point_name
+
+    name = point_name({"data.name": "../" + "x" * 500, "train.learning_rate": 0.01})
+    assert name.startswith("name-") and "/" not in name and len(name) == POINT_NAME_MAX

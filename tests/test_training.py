@@ -170,6 +170,18 @@ def test_the_course_data_can_carve_a_validation_split(course_dir, tmp_path):
     assert metrics["validation"]["majority_accuracy"] == pytest.approx(27 / 41)
     assert len(result.stdout.splitlines()) == 3 + 2  # costs of 0, 100, 200 and the two accuracy lines
     assert list(costs_table(tmp_path / "run")[0]) == ["iteration", "cost", "validation_cost"]
+    report = (tmp_path / "run" / "report.html").read_text()
+    assert "168 training images, 41 for validation" in report
+    assert run_cli("report", tmp_path / "run").returncode == 0  # rebuilt from the files: the same counts
+    assert "168 training images, 41 for validation" in (tmp_path / "run" / "report.html").read_text()
+
+
+def test_a_validation_split_that_leaves_one_class_for_training_is_refused(course_dir, tmp_path):
+    result = run_cli("train", "--set", f"data.dir={course_dir}", "--set", "data.val_fraction=0.995",
+                     "--set", "train.class_weight=balanced", "--run-dir", tmp_path / "run")
+    assert result.returncode == 1 and result.stderr == (
+        "error: data.val_fraction 0.995 leaves training images of one class only; lower it\n")
+    assert not (tmp_path / "run").exists()
 
 
 def test_a_sweep_on_a_folder_picks_its_best_run_by_validation(auto_run, photos):
