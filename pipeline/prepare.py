@@ -30,7 +30,7 @@ from pipeline.scan import SPLITS, class_names, scan, split
 PROCESSED_ROOT = Path("data/processed")
 REPORT = "prepare_report.json"
 WINDOW_BYTES = 64 << 20  # pixels decoded into shared memory before the main process takes them over
-_SHARED = None  # (pixels (window, h, w, 3) uint8, thumbnails (window, THUMB*THUMB*3) float32), for forked workers
+_SHARED = None  # in a forked worker: (pixels (window, h, w, 3) uint8, thumbnails (window, THUMB*THUMB*3) float32)
 FORMAT = 2  # bump when what prepare writes changes: datasets of an older format are rebuilt
 
 
@@ -161,10 +161,8 @@ def _decode_all(paths, options, workers):
         return
     # forked workers write pixels and thumbnails into memory shared with this process and send back only the
     # small rest: pickling the arrays through the pool's pipe cost 0.1-0.15 ms of CPU per image (docs/ingest.md)
-    global _SHARED
-    _SHARED = (_shared((window, h, w, 3), np.uint8), _shared((window, THUMB * THUMB * 3), np.float32))
-    pixels, thumbs = _SHARED
-    with context.Pool(workers) as pool:
+    pixels, thumbs = _shared((window, h, w, 3), np.uint8), _shared((window, THUMB * THUMB * 3), np.float32)
+    with context.Pool(workers, _attach, (pixels, thumbs)) as pool:  # forked: the arrays are inherited, not pickled
         for start in range(0, len(paths), window):
             batch = enumerate(paths[start:start + window])  # (slot in the shared arrays, path)
             for slot, (ok, reason, digest, pixels_sha) in enumerate(
@@ -177,6 +175,12 @@ def _decode_all(paths, options, workers):
 def _shared(shape, dtype):
     """A zeroed array in anonymous shared memory: a process forked afterwards writes to the same pages."""
     return np.frombuffer(mmap.mmap(-1, max(1, int(np.prod(shape)) * np.dtype(dtype).itemsize)), dtype).reshape(shape)
+
+
+def _attach(pixels, thumbs):
+    """A forked worker's start: remember the shared arrays (the main process never sets _SHARED)."""
+    global _SHARED
+    _SHARED = pixels, thumbs
 
 
 def _decode_shared(item, options):
