@@ -215,7 +215,8 @@ def train(config, train_set, test_set, name, run_dir=None, on_cost=None, on_step
                     "threshold_auto": config.evaluate.threshold == "auto", "class_weight": config.train.class_weight}
         record = {**provenance(config, overrides, config_file, started, time.perf_counter() - clock),
                   "training": training}
-        write_run_report(run_dir, (train_set, test_set), config, record, logits["test"])  # its Provenance section shows record
+        # its Provenance section shows record
+        write_run_report(run_dir, (train_set, test_set), config, record, logits["test"])
         write_run_json(run_dir, record)
     return run_dir, model, metrics
 

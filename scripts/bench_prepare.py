@@ -148,7 +148,8 @@ def train_process_row(data_dir="data/raw", runs=7):
         for i in range(runs + 1):
             for name, args in (("train", train + ["--run-dir", str(Path(tmp) / f"run{i}")]), ("floor", floor)):
                 start, cpu = time.perf_counter(), cpu_seconds()
-                done = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, env=dict(env, PYTHONPATH=str(ROOT)))
+                done = subprocess.run(args, cwd=ROOT, capture_output=True, text=True,
+                                      env=dict(env, PYTHONPATH=str(ROOT)))
                 seconds, cpu = time.perf_counter() - start, cpu_seconds() - cpu
                 if done.returncode:
                     sys.exit(f"bench: {' '.join(args)} failed: {done.stderr}")
