@@ -112,12 +112,13 @@ def cmd_train(args):
     config = load_config(args.config, args.set)
     train_set, val_set, test_set = load_splits(config, **_prepare_options(args))
     n = config.train.num_iterations
+    logits = {}  # each split's Z (1, m), computed once by train's evaluation
     with progress(args, total=n, desc="train", unit="it") as bar:
         run_dir, model, _ = train(config, train_set, test_set, Path(args.config).stem, args.run_dir,
                                   on_cost=lambda i, cost: write(f"Cost after iteration {i}: {cost:f}"),
                                   on_step=lambda i: bar.update(), overrides=args.set, config_file=args.config,
-                                  val_set=val_set, log=info)
-    _print_accuracies(model, (train_set, test_set))
+                                  val_set=val_set, log=info, logits=logits)
+    _print_accuracies(model, (train_set, test_set), logits)
     info(f"run folder: {run_dir}")
 
 
@@ -138,9 +139,10 @@ def cmd_evaluate(args):
     if config.evaluate.threshold != "auto":
         model = dataclasses.replace(model, threshold=config.evaluate.threshold)
     train_set, val_set, test_set = load_splits(config, **_prepare_options(args))
-    evaluate(model, train_set, test_set, run_dir, config.evaluate.enlarge, val_set)
-    write_run_report(run_dir, (train_set, test_set), config)
-    _print_accuracies(model, (train_set, test_set))
+    logits = {}  # each split's Z (1, m), computed once
+    evaluate(model, train_set, test_set, run_dir, config.evaluate.enlarge, val_set, logits)
+    write_run_report(run_dir, (train_set, test_set), config, test_logits=logits["test"])
+    _print_accuracies(model, (train_set, test_set), logits)
     info(f"rewrote {run_dir / 'metrics.json'}, {run_dir / 'misclassified'} and {run_dir / 'report.html'}")
 
 
@@ -259,12 +261,12 @@ def _latest(run_dir, say, what="model"):
     return run_dir
 
 
-def _print_accuracies(model, splits):
-    """The lesson's closing lines, computed as the lesson computes them."""
+def _print_accuracies(model, splits, logits):
+    """The lesson's closing lines, computed as the lesson computes them (from logits {split name: Z (1, m)})."""
     from pipeline.evaluate import lesson_accuracy
 
     for name, split in zip(("train", "test"), splits):
-        print(f"{name} accuracy: {lesson_accuracy(split.y, model.logits(split.x), model.threshold)} %")
+        print(f"{name} accuracy: {lesson_accuracy(split.y, logits[name], model.threshold)} %")
 
 
 def _config_help():

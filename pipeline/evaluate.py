@@ -40,18 +40,18 @@ def lesson_accuracy(Y, Z, threshold):
     return 100 - np.mean(np.abs(Y_prediction - Y)) * 100
 
 
-def evaluate(model, train, test, run_dir, enlarge=4, validation=None):
+def evaluate(model, train, test, run_dir, enlarge=4, validation=None, logits=None):
     """Write metrics.json and misclassified/ for model on the train, validation (if any) and test Datasets;
-    return the metrics."""
+    return the metrics. A dict logits receives each split's Z (1, m), for the caller not to compute it again."""
     run_dir = Path(run_dir)
-    result = {}
+    result, logits = {}, {} if logits is None else logits
     majority = majority_class(train.y)
     for name, split in (("train", train), ("validation", validation), ("test", test)):
         if split is not None:
-            Z = model.logits(split.x)  # (1, m)
+            Z = logits[name] = model.logits(split.x)  # (1, m)
             result[name] = {**metrics(split.y, Z, model.threshold), **baselines(split.y, sigmoid(Z), majority)}
     write_text(run_dir / "metrics.json", json.dumps(result, indent=2) + "\n")
-    probs = model.predict_proba(test.x)  # (1, m)
+    probs = sigmoid(logits["test"])  # (1, m)
     replace_dir(run_dir / "misclassified", lambda d: write_misclassified(d, test, probs, model, enlarge))
     return result
 

@@ -9,6 +9,7 @@ prepare_report.json records.
 import functools
 import hashlib
 import json
+import mmap
 import multiprocessing
 import os
 import sys
@@ -19,7 +20,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from pipeline import PipelineError
-from pipeline.audit import audit_fingerprints, fingerprint
+from pipeline.audit import THUMB, audit_fingerprints, fingerprint
 from pipeline.audit import summary as audit_summary
 from pipeline.files import replace_dir, sha256_file, write_text
 from pipeline.h5write import SplitWriter
@@ -28,6 +29,8 @@ from pipeline.scan import SPLITS, class_names, scan, split
 
 PROCESSED_ROOT = Path("data/processed")
 REPORT = "prepare_report.json"
+WINDOW_BYTES = 64 << 20  # pixels decoded into shared memory before the main process takes them over
+_SHARED = None  # in a forked worker: (pixels (window, h, w, 3) uint8, thumbnails (window, THUMB*THUMB*3) float32)
 FORMAT = 2  # bump when what prepare writes changes: datasets of an older format are rebuilt
 
 
@@ -146,11 +149,48 @@ def _decode_all(paths, options, workers):
         return
     # fork starts a worker in milliseconds with numpy, PIL and h5py already imported (spawn imports them again);
     # macOS and Windows cannot fork safely
-    context = multiprocessing.get_context("fork" if sys.platform.startswith("linux") else "spawn")
+    fork = sys.platform.startswith("linux")
+    context = multiprocessing.get_context("fork" if fork else "spawn")
+    h, w = options[0]
+    window = min(len(paths), max(workers * 4, WINDOW_BYTES // (h * w * 3)))  # images decoded per hand-over
     # chunks of files per message: few messages, yet small enough for the last chunks to even out the workers
-    chunksize = max(1, min(32, len(paths) // (workers * 8)))
-    with context.Pool(workers) as pool:
-        yield from pool.imap(functools.partial(decode, options=options), paths, chunksize)
+    chunksize = max(1, min(32, window // (workers * 8)))
+    if not fork:
+        with context.Pool(workers) as pool:
+            yield from pool.imap(functools.partial(decode, options=options), paths, chunksize)
+        return
+    # forked workers write pixels and thumbnails into memory shared with this process and send back only the
+    # small rest: pickling the arrays through the pool's pipe cost 0.1-0.15 ms of CPU per image (docs/ingest.md)
+    pixels, thumbs = _shared((window, h, w, 3), np.uint8), _shared((window, THUMB * THUMB * 3), np.float32)
+    with context.Pool(workers, _attach, (pixels, thumbs)) as pool:  # forked: the arrays are inherited, not pickled
+        for start in range(0, len(paths), window):
+            batch = enumerate(paths[start:start + window])  # (slot in the shared arrays, path)
+            for slot, (ok, reason, digest, pixels_sha) in enumerate(
+                    pool.imap(functools.partial(_decode_shared, options=options), batch, chunksize)):
+                # copies: the next window overwrites the slots, and the writers keep what they are given
+                yield ((pixels[slot].copy(), None, digest, (pixels_sha, thumbs[slot].copy())) if ok
+                       else (None, reason, digest, None))
+
+
+def _shared(shape, dtype):
+    """A zeroed array in anonymous shared memory: a process forked afterwards writes to the same pages."""
+    return np.frombuffer(mmap.mmap(-1, max(1, int(np.prod(shape)) * np.dtype(dtype).itemsize)), dtype).reshape(shape)
+
+
+def _attach(pixels, thumbs):
+    """A forked worker's start: remember the shared arrays (the main process never sets _SHARED)."""
+    global _SHARED
+    _SHARED = pixels, thumbs
+
+
+def _decode_shared(item, options):
+    """decode() in a forked worker for item (slot, path): the pixels and thumbnail go to slot of _SHARED."""
+    slot, path = item
+    pixels, reason, digest, prints = decode(path, options)
+    if pixels is None:
+        return False, reason, digest, None
+    _SHARED[0][slot], _SHARED[1][slot] = pixels, prints[1]
+    return True, None, digest, prints[0]
 
 
 def decode(path, options):

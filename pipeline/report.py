@@ -11,6 +11,7 @@ from pipeline.curves import auc, average_precision, both_classes, pr_curve, roc_
 from pipeline.explain import report_section
 from pipeline.files import png_bytes, write_bytes, write_png, write_text
 from pipeline.gallery import galleries
+from pipeline.model import sigmoid
 from pipeline.pictures import confusion_image, weights_image
 from pipeline.plots import line_chart, png, svg
 
@@ -39,12 +40,13 @@ def write_report(folder, overrides=()):
     return write_sweep_report(folder, load_config(runs[0] / "config.yaml", overrides).report.cost_scale)
 
 
-def write_run_report(run_dir, splits=None, config=None, record=None):
+def write_run_report(run_dir, splits=None, config=None, record=None, test_logits=None):
     """Write report.html and the standalone pictures of a run folder; return the report's path.
 
     splits (train, test Datasets) and config default to what the run folder's config.yaml names; the report
     reads only the test images, and a folder dataset is taken as prepared (never rebuilt here). record is the
     run's record: provenance and what training chose (default: its run.json, which train writes after the report).
+    test_logits (1, m) are the saved model's on the test images when the caller has them (evaluate computed them).
     """
     run_dir = Path(run_dir)
     config = config or load_config(run_dir / "config.yaml")
@@ -58,7 +60,7 @@ def write_run_report(run_dir, splits=None, config=None, record=None):
     if splits is None:
         splits = _saved_splits(config)
     train_set, test_set = splits
-    P = model.predict_proba(test_set.x)  # (1, m)
+    P = model.predict_proba(test_set.x) if test_logits is None else sigmoid(test_logits)  # (1, m)
 
     series = [("training", iterations, costs), ("validation", iterations, val_costs)] if val_costs else \
         [("", iterations, costs)]

@@ -168,12 +168,12 @@ def training_features(train_set, config):
 
 
 def train(config, train_set, test_set, name, run_dir=None, on_cost=None, on_step=None, overrides=(),
-          config_file=None, val_set=None, log=None):
+          config_file=None, val_set=None, log=None, logits=None):
     """Train on train_set as the config says and write the run folder. Returns (run_dir, model, metrics).
 
     With a validation Dataset val_set, its cost is recorded beside the training cost, early stopping and
     evaluate.threshold auto use it, and metrics.json gains a validation section. log(message) gets the
-    chosen learning rate and warnings.
+    chosen learning rate and warnings. A dict logits receives the model's Z (1, m) of each split evaluated.
 
     The run folder is claimed before training (so a clash is reported at once) and stays empty until
     training has succeeded; a failed run removes it again. run.json (provenance, with the overrides and
@@ -213,7 +213,8 @@ def train(config, train_set, test_set, name, run_dir=None, on_cost=None, on_step
         write_text(run_dir / "config.yaml", dump_config(config))
         save_model(run_dir / "model.npz", model)
         write_text(run_dir / "costs.csv", costs_csv(config.train.print_every, costs, monitor and monitor.costs))
-        metrics = evaluate(model, train_set, test_set, run_dir, config.evaluate.enlarge, val_set)
+        logits = {} if logits is None else logits  # each split's Z (1, m): computed once, reused by the report
+        metrics = evaluate(model, train_set, test_set, run_dir, config.evaluate.enlarge, val_set, logits)
         training = {"learning_rate": lr, "learning_rate_auto": config.train.learning_rate == "auto",
                     "stability_limit": None if L is None else 2 / L, "stopped_at": monitor and monitor.stopped,
                     "best_iteration": monitor and monitor.best_iteration,
@@ -221,7 +222,8 @@ def train(config, train_set, test_set, name, run_dir=None, on_cost=None, on_step
                     "threshold_auto": config.evaluate.threshold == "auto", "class_weight": config.train.class_weight}
         record = {**provenance(config, overrides, config_file, started, time.perf_counter() - clock),
                   "training": training}
-        write_run_report(run_dir, (train_set, test_set), config, record)  # its Provenance section shows record
+        # its Provenance section shows record
+        write_run_report(run_dir, (train_set, test_set), config, record, logits["test"])
         write_run_json(run_dir, record)
     return run_dir, model, metrics
 

@@ -59,13 +59,17 @@ def test_the_split_is_stratified_and_the_same_for_the_same_seed(tmp_path, folder
     assert test_sources(1) != first
 
 
-def test_worker_processes_give_the_same_files_as_one_process(tmp_path, folder):
-    out, _, _ = run(tmp_path, workers=1)
+@pytest.mark.parametrize("window_bytes", [None, 1], ids=["one window", "windows of 8 images"])
+def test_worker_processes_give_the_same_files_as_one_process(tmp_path, folder, monkeypatch, window_bytes):
+    out, one_report, _ = run(tmp_path, workers=1)
     one = read(out / "train.h5", "train")
-    out, _, _ = run(tmp_path, workers=2, name="parallel")
+    if window_bytes:  # the shared memory holds 8 images (the least for 2 workers): 15 images pass in 2 windows
+        monkeypatch.setattr("pipeline.prepare.WINDOW_BYTES", window_bytes)
+    out, two_report, _ = run(tmp_path, workers=2, name="parallel")
     two = read(out / "train.h5", "train")
     for key in ("x", "y", "source", "sha256"):
         np.testing.assert_array_equal(one[key], two[key])
+    assert two_report["audit"] == one_report["audit"]  # the thumbnails came through the shared memory too
 
 
 def test_a_validation_fraction_writes_val_h5_and_a_test_root_replaces_the_split(tmp_path, folder):

@@ -13,7 +13,7 @@ from PIL import Image
 
 from pipeline.artifacts import load_model
 from pipeline.pictures import weights_pixels
-from tests.conftest import run_cli, train_cli
+from tests.conftest import ROOT, run_cli, train_cli
 
 SECTIONS = {"overview", "cost", "misclassified", "weights", "explained", "confusion", "curves", "confident",
             "settings", "provenance"}
@@ -281,3 +281,19 @@ def test_the_report_ends_with_the_runs_provenance(small_run, small_data):
     assert rows["duration"] == f"{record['duration_s']:.2f} s"
     for name in ("train_catvnoncat.h5", "test_catvnoncat.h5"):
         assert rows[f"data sha256: {name}"] == hashlib.sha256((small_data / name).read_bytes()).hexdigest()
+
+
+def test_train_computes_each_splits_logits_once_and_hands_them_over(small_data, tmp_path, monkeypatch):
+    """evaluate, the report and the printed accuracies share one Z per split (the whole run's fixed cost)."""
+    from pipeline.artifacts import Model
+    from pipeline.config import load_config
+    from pipeline.train import load_splits, train
+    config = load_config(ROOT / "configs/default.yaml", [f"data.dir={small_data}", "train.num_iterations=20"])
+    train_set, val_set, test_set = load_splits(config)
+    seen, logits_of = [], Model.logits
+    monkeypatch.setattr(Model, "logits", lambda self, x, *a: seen.append(x.shape[0]) or logits_of(self, x, *a))
+    logits = {}
+    _, model, _ = train(config, train_set, test_set, "small", tmp_path / "run", val_set=val_set, logits=logits)
+    assert sorted(n for n in seen if n > 1) == [30, 60]  # explain's single images aside, each split once
+    for name, split in (("train", train_set), ("test", test_set)):
+        np.testing.assert_array_equal(logits[name], logits_of(model, split.x))
