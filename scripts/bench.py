@@ -1,7 +1,8 @@
 """Benchmark: the seed's for-loop, the lesson's vectorised loop and this pipeline's solvers on the course data,
 then scaling on generated 64x64x3 datasets (in memory, streaming and Dask: time per iteration and peak memory of
-real `train` processes), a bandwidth model for more Dask workers, and the notes' vectorisation demo. Every row is
-measured in this run.
+real `train` processes), a bandwidth model for more Dask workers, prepare against a plain Pillow loop and the
+whole `train` process (scripts/bench_prepare.py), and the notes' vectorisation demo. Every row is measured in
+this run.
 
     python scripts/bench.py [--data data/raw] [--repeat 3] [--sizes 1000,10000,100000] [--memory-sizes 50000]
                             [--threads N] [--dask-workers 1,2]
@@ -35,6 +36,8 @@ from pipeline.config import TrainConfig  # noqa: E402
 from pipeline.features import features, fit_scaler  # noqa: E402
 from pipeline.model import cross_entropy  # noqa: E402
 from pipeline.train import fit  # noqa: E402
+
+import bench_prepare  # noqa: E402  (scripts/bench_prepare.py, beside this file)
 
 ITERATIONS, RATE = 2000, 0.005
 
@@ -388,8 +391,9 @@ def main():
     course_table(Path(args.data), args.repeat)
     counts = ([int(s) for s in arg.split(",") if s] for arg in (args.sizes, args.dask_workers, args.memory_sizes))
     scaling_table(*counts)
-    # prepare speed and the whole `train` process time on the course data: the rows of scripts/bench_prepare.py
-    # go here (integration point for the ingest work)
+    print("\nPrepare against the plain Pillow loop, and the whole `train` process on the course data "
+          "(scripts/bench_prepare.py)\n")
+    bench_prepare.print_table(args.data)
     vectorisation_demo()
     print(f"\nload average at the end {', '.join(f'{v:.2f}' for v in os.getloadavg())}")
 

@@ -177,21 +177,26 @@ def main():
     parser.add_argument("--train-runs", type=int, default=7, help="timed `train` processes (default 7)")
     args = parser.parse_args()
     print(f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}\n")
+    print_table(args.data, args.ordinary, args.phone, args.workers, args.rounds, args.train_runs)
+    print(f"\nload average at the end {os.getloadavg()[0]:.1f}")
+
+
+def print_table(data, ordinary=600, phone=40, workers=None, rounds=3, train_runs=7):
+    """The rows of prepare_rows and train_process_row as one markdown table (make bench prints it too)."""
     print("| row | plain loop (s) | pipeline (s) | ratio | target | met | CPU s: plain / pipeline | "
           "pixels vs a full decode (mean / p99 / max) |")
     print("| --- | -------------: | -----------: | ----: | -----: | --- | ----------------------: | "
           "------------------------------------------ |")
-    for r in prepare_rows(args.data, args.ordinary, args.phone, args.workers, args.rounds):
+    for r in prepare_rows(data, ordinary, phone, workers, rounds):
         mean, p99, top = r["pixel_difference"]
         print(f"| {r['row']} | {r['plain_seconds']:.3f} | {r['prepare_seconds']:.3f} | {r['ratio']:.1f}x | "
               f">= {r['target']:.0f}x | {'yes' if r['met'] else 'NO'} | {r['plain_cpu']:.2f} / {r['prepare_cpu']:.2f} | "
               f"{mean:.2f} / {p99:.0f} / {top} |")
-    r = train_process_row(args.data, args.train_runs)
+    r = train_process_row(data, train_runs)
     print(f"| {r['row']} | | {r['median_seconds']:.3f} | | <= {r['target']} s | {'yes' if r['met'] else 'NO'} | "
           f"/ {r['median_cpu']:.2f} | |")
     print(f"| its floor: python importing numpy, h5py, Pillow and yaml only (median of {r['runs']}) | | "
           f"{r['floor_seconds']:.3f} | | | | / {r['floor_cpu']:.2f} | |")
-    print(f"\nload average at the end {os.getloadavg()[0]:.1f}")
 
 
 if __name__ == "__main__":
