@@ -207,7 +207,7 @@ def train(config, train_set, test_set, name, run_dir=None, on_cost=None, on_step
         model = Model(w=w, b=b, image_shape=train_set.x.shape[1:], scaler=scaler, classes=train_set.classes,
                       threshold=0.5 if threshold == "auto" else threshold, fit=config.data.fit,
                       resample=config.data.resample)
-        if threshold == "auto":  # on the probabilities predict computes, to the last bit
+        if threshold == "auto":  # on the probabilities as the model computes them for predict
             threshold = choose_threshold(val_set.y, model.predict_proba(val_set.x), config.evaluate.threshold_metric)
             model = dataclasses.replace(model, threshold=threshold)
         write_text(run_dir / "config.yaml", dump_config(config))
