@@ -7,6 +7,7 @@ A file may come from anywhere, so every dataset is checked from its metadata bef
 links (soft, external) are not followed, virtual datasets and external storage (which read other files) are
 refused, shapes, types and sizes must be what the schema says, and the class names plain printable text.
 """
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -79,7 +80,21 @@ def _dataset(f, path, key):
         raise PipelineError(f"{path}: missing dataset '{key}' (it is a group)")
     if ds.is_virtual or ds.external:
         raise PipelineError(f"{path}: '{key}' reads its data from other files (virtual or external storage); refused")
+    if not _stored(ds):
+        raise PipelineError(f"{path}: '{key}' declares {ds.shape} but the file does not hold that data "
+                            "(unwritten chunks); refused")
     return ds
+
+
+def _stored(ds):
+    """Whether every chunk (or the contiguous block) of ds is written in the file: a tiny file can declare
+    terabytes of never-written examples, which would read as zeros for as long as training streams them."""
+    if ds.size == 0:
+        return True
+    if ds.chunks is None:
+        return ds.id.get_storage_size() > 0  # contiguous: allocated whole when written
+    expected = math.prod(-(-n // c) for n, c in zip(ds.shape, ds.chunks))
+    return ds.id.get_num_chunks() >= expected
 
 
 def _check_schema(path, split, x, y, classes):
