@@ -16,7 +16,7 @@ import yaml
 from pipeline import PipelineError
 from pipeline.features import SCALINGS
 from pipeline.images import FITS, RESAMPLES
-from pipeline.names import quote
+from pipeline.names import QUOTE_MAX, printable, quote
 from pipeline.solvers import DTYPES, SOLVERS
 
 
@@ -354,9 +354,12 @@ def _type_problem(value, typ):
 def _apply_override(raw, override):
     key, sep, text = override.partition("=")
     section, dot, name = key.strip().partition(".")
+    # errors name the --set, with at most a short prefix of its value, so that the reason always shows
+    short = override if len(override) <= 2 * QUOTE_MAX else override[:2 * QUOTE_MAX] + "..."
+    where = f"--set {printable(short)}"
     if not sep or not dot or not name:
-        raise PipelineError(f"--set {override}: expected section.key=value, e.g. train.learning_rate=0.01")
-    check_key(key.strip(), f"--set {override}")
+        raise PipelineError(f"{where}: expected section.key=value, e.g. train.learning_rate=0.01")
+    check_key(key.strip(), where)
     try:
         value = yaml_value(text)
     except yaml.YAMLError:
@@ -364,7 +367,7 @@ def _apply_override(raw, override):
     field_ = next(f for f in dataclasses.fields(SECTIONS[section]) if f.name == name)
     if not isinstance(raw.get(section), dict):
         raw[section] = {}
-    raw[section][name] = _checked(field_, key.strip(), value, f"--set {override}")  # the error names the --set
+    raw[section][name] = _checked(field_, key.strip(), value, where)
 
 
 def check_key(key, where):

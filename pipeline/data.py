@@ -53,6 +53,10 @@ def load_split(path, split, lazy=False):
     try:
         x, y, classes = (_dataset(f, path, key) for key in (f"{split}_set_x", f"{split}_set_y", "list_classes"))
         _check_schema(path, split, x, y, classes)
+        for ds in (x, y, classes):
+            if not _stored(ds):
+                raise PipelineError(f"{path}: '{ds.name.lstrip('/')}' declares {ds.shape} but the file does not "
+                                    "hold that data (unwritten chunks); refused")
         x, y, classes = x if lazy else _read(path, x), _read(path, y), _read(path, classes)
     finally:
         if not lazy:
@@ -80,9 +84,6 @@ def _dataset(f, path, key):
         raise PipelineError(f"{path}: missing dataset '{key}' (it is a group)")
     if ds.is_virtual or ds.external:
         raise PipelineError(f"{path}: '{key}' reads its data from other files (virtual or external storage); refused")
-    if not _stored(ds):
-        raise PipelineError(f"{path}: '{key}' declares {ds.shape} but the file does not hold that data "
-                            "(unwritten chunks); refused")
     return ds
 
 

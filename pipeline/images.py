@@ -17,6 +17,7 @@ Policy, in order:
    squash (the lesson's plain resize: the aspect ratio is not kept), crop (the largest centred region of the
    target's aspect ratio, then resize), pad (resize to fit inside, centred on BACKGROUND).
 """
+import re
 import struct
 import warnings
 import zlib
@@ -94,8 +95,11 @@ def _open(path):
             # above MAX_IMAGE_PIXELS Pillow only warns; _check_pixels refuses after a JPEG's draft reduction
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             image = Image.open(path, formats=readable_formats())
-    except Image.DecompressionBombError as e:  # over twice MAX_IMAGE_PIXELS: not even opened
-        raise PipelineError(f"{path}: refused: {e}") from None
+    except Image.DecompressionBombError as e:  # over twice MAX_IMAGE_PIXELS: not even opened; say it as below
+        found = re.search(r"\((\d+) pixels\)", str(e))
+        pixels = f"{found.group(1)} pixels" if found else "the image"
+        raise PipelineError(f"{path}: refused: {pixels} is over the limit of {Image.MAX_IMAGE_PIXELS} pixels, "
+                            "could be a decompression bomb") from None
     except UnidentifiedImageError:
         raise PipelineError(f"{path}: {_sniff(path)}") from None
     except PermissionError as e:

@@ -458,3 +458,16 @@ def test_inside_refuses_a_name_that_leaves_its_folder(tmp_path, name):
 def test_printable_escapes_control_characters_only():
     assert printable("ok: cat é 猫 (p=0.5)") == "ok: cat é 猫 (p=0.5)"
     assert printable("a\nerror: b\x1b[2J\u202e\udcff") == "a\\nerror: b\\x1b[2J\\u202e\\udcff"
+
+
+def test_a_long_set_value_is_quoted_short_and_the_reason_shows():
+    line = refused(run_cli("train", "--set", "train.learning_rate=" + "x" * 5000),
+                   "train.learning_rate must be auto or a number")
+    assert len(line) < 300 and line.startswith("error: --set train.learning_rate=" + "x" * 60)
+
+
+def test_an_image_over_twice_the_pixel_limit_is_refused_in_the_same_words(tmp_path):
+    Image.new("1", (20000, 20000)).save(tmp_path / "huge.png")  # Pillow refuses to open it at all
+    line = refused(run_cli("predict", "--model", small_model(tmp_path / "m.npz"), tmp_path / "huge.png"),
+                   "huge.png: refused: 400000000 pixels is over the limit of")
+    assert line.endswith("pixels, could be a decompression bomb")
