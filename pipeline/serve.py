@@ -12,6 +12,7 @@ import errno
 import ipaddress
 import json
 import tempfile
+from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -149,6 +150,11 @@ class Handler(BaseHTTPRequestHandler):
                                       f"open http://127.0.0.1:{self.server.server_port}/"})
             return False
         return True
+
+    def send_error(self, code, message=None, explain=None):
+        """The HTTP server's own refusals (an unsupported method, a malformed request line) as JSON too."""
+        self.close_connection = True
+        self._json(code, {"error": shown(message or HTTPStatus(code).phrase)})
 
     def _json(self, status, value):
         self._send(status, (json.dumps(value) + "\n").encode("utf-8"), "application/json")

@@ -278,3 +278,11 @@ def test_port_in_use_and_bad_model_are_one_line_errors(server, course_run, tmp_p
     (tmp_path / "model.npz").write_text("not a zip")
     result = run_cli("serve", "--model", tmp_path / "model.npz", "--port", "0")
     assert result.returncode == 1 and result.stderr == f"error: {tmp_path / 'model.npz'}: not a model file (.npz)\n"
+
+
+def test_other_methods_are_refused_in_json(server):
+    request = urllib.request.Request(server + "predict", data=b"x", method="PUT")
+    with pytest.raises(urllib.error.HTTPError) as e:
+        urllib.request.urlopen(request, timeout=30)
+    assert e.value.code == 501 and e.value.headers["Content-Type"] == "application/json"
+    assert json.loads(e.value.read())["error"] == "Unsupported method ('PUT')"
