@@ -39,7 +39,8 @@ def find_images(paths):
         if not path.is_dir():
             images.append(path)  # load_image names what is wrong with a missing or unreadable file
             continue
-        files = sorted(f for f in path.rglob("*") if f.is_file()
+        # not only regular files: a FIFO or a device named like an image is refused by load_image, by name
+        files = sorted(f for f in path.rglob("*") if not f.is_dir()
                        and not any(part.startswith(".") for part in f.relative_to(path).parts))
         found = [f for f in files if f.suffix.lower() in IMAGE_SUFFIXES]
         skipped += [f for f in files if f.suffix.lower() not in IMAGE_SUFFIXES]

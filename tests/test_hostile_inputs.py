@@ -471,3 +471,13 @@ def test_an_image_over_twice_the_pixel_limit_is_refused_in_the_same_words(tmp_pa
     line = refused(run_cli("predict", "--model", small_model(tmp_path / "m.npz"), tmp_path / "huge.png"),
                    "huge.png: refused: 400000000 pixels is over the limit of")
     assert line.endswith("pixels, could be a decompression bomb")
+
+
+def test_a_fifo_named_like_an_image_in_a_folder_is_named_not_skipped(tmp_path):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    os.mkfifo(folder / "a.jpg")
+    Image.new("RGB", (8, 8), "red").save(folder / "ok.png")
+    result = run_cli("predict", "--model", small_model(tmp_path / "m.npz"), folder)
+    assert result.returncode == 3 and f"error: {folder / 'a.jpg'}: not a regular file" in result.stderr
+    assert result.stdout.startswith(f"{folder / 'ok.png'}: ")
