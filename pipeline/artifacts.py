@@ -239,7 +239,7 @@ def latest_run(root=RUNS_ROOT):
     finished last."""
     done = [p.parent for p in Path(root).glob("*/run.json") if (p.parent / "model.npz").is_file()]
     if not done:
-        raise PipelineError(f"{root}: no run with a model.npz found; train one first (make train)")
+        raise PipelineError(f"{root}: no run with a model.npz found; train one first (the train command, or make train)")
     return max(done, key=lambda run: (run / "run.json").stat().st_mtime)
 
 

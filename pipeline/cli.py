@@ -237,7 +237,7 @@ def cmd_sweep(args):
             rows, failed = e.rows, e
         except KeyboardInterrupt:
             info(f"{sweep_dir}: interrupted; finished runs are kept; "
-                 f"finish with: python -m pipeline sweep --resume {sweep_dir}")
+                 f"finish with: {args.prog} sweep --resume {sweep_dir}")
             raise
     print(sweep.markdown(rows), end="")
     if any(row["status"] == "done" for row in rows):
@@ -412,6 +412,7 @@ def _redeliver(unraisable, default=sys.unraisablehook):
 def main(argv=None, prog="catneuron"):
     """The command line; prog is the name the help shows (`python -m pipeline` when run so)."""
     args = build_parser(prog).parse_args(argv)
+    args.prog = prog  # for messages that name a command to run
     signal.signal(signal.SIGTERM, _terminate)
     sys.unraisablehook = _redeliver
     # forked workers (sweep --jobs) keep the default: their parent stops them with SIGTERM and cleans up

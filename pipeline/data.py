@@ -131,6 +131,10 @@ def load_course(data_dir, lazy_train=False):
     """Load the course's train and test splits from data_dir (lazy_train: see load_split); refuse a training
     set with a single class."""
     data_dir = Path(data_dir)
+    for name in COURSE_FILES.values():
+        if not (data_dir / name).exists():
+            raise PipelineError(f"{data_dir / name}: no such file; get the course files with the fetch command "
+                                f"(fetch --dest {data_dir}, or make data), or point data.dir at them")
     train = load_split(data_dir / COURSE_FILES["train"], "train", lazy_train)
     test = load_split(data_dir / COURSE_FILES["test"], "test")
     if train.y.min() == train.y.max():  # not np.unique: it imports numpy.ma, a few ms of every command

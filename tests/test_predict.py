@@ -177,7 +177,7 @@ def test_a_bad_model_file_is_refused(tmp_path, make, message):
 def test_without_a_model_the_latest_run_is_used(tmp_path):
     quadrants().save(tmp_path / "cat.png")
     result = run_cli("predict", "cat.png", cwd=tmp_path)
-    assert result.returncode == 1 and result.stderr == "error: runs: no run with a model.npz found; train one first (make train)\n"
+    assert result.returncode == 1 and result.stderr == "error: runs: no run with a model.npz found; train one first (the train command, or make train)\n"
     synthetic_model(tmp_path / "runs" / "old" / "model.npz")
     # a folder without run.json (written last by train) is an unfinished run, never picked
     assert "no run with a model.npz found" in run_cli("predict", "cat.png", cwd=tmp_path).stderr
