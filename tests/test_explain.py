@@ -82,7 +82,7 @@ def test_predict_explain_writes_a_picture_and_a_json_per_input_that_add_up(cours
                     and json.loads((out / n).read_text())["path"] == record["path"])
         explained = json.loads((out / f"{stem}.json").read_text())
         assert explained["label"] == record["label"]
-        assert explained["probability"] == pytest.approx(record["probability"], abs=1e-12)
+        assert explained["probability"] == record["probability"]  # the same bits, in a folder too
         assert explained["bias"] == model.b
         assert explained["bias"] + explained["contributions_sum"] == pytest.approx(explained["z"], abs=1e-12)
         p = explained["probability"]
@@ -132,3 +132,14 @@ def test_explain_and_save_input_refuse_one_folder(course_run, tmp_path):
                      tmp_path / "out", tmp_path / "a.png")
     assert result.returncode == 1 and result.stderr.startswith(f"error: --explain {tmp_path / 'out'}: the same folder")
     assert not (tmp_path / "out").exists()
+
+
+def test_an_images_probability_is_the_same_bits_alone_in_a_batch_and_explained(course_run, course_dir):
+    from pipeline.data import load_split
+    from pipeline.predict import classify
+
+    model, x = load_model(course_run), load_split(course_dir / "test_catvnoncat.h5", "test").x  # (50, 64, 64, 3)
+    together, _ = classify(model, x, model.threshold)  # (1, 50)
+    for i in range(len(x)):
+        assert together[0, i] == classify(model, x[i:i + 1], model.threshold)[0][0, 0]
+        assert together[0, i] == explain(model, x[i], model.threshold, f"#{i}")[0]["probability"]
