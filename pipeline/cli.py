@@ -155,15 +155,15 @@ def cmd_report(args):
 
 def cmd_predict(args):
     from pipeline.artifacts import latest_run, load_model
-    from pipeline.config import _open_unit
+    from pipeline.config import open_unit
     from pipeline.predict import find_images, human_line, predict_files, to_csv, to_json
 
     if args.model is None:  # named on stdout, unless stdout is --json or --csv that a program reads
         args.model = _latest(latest_run(), info if args.json or args.csv else write)
     model = load_model(args.model)
     threshold = model.threshold if args.threshold is None else args.threshold
-    if _open_unit(threshold):
-        raise PipelineError(f"--threshold {threshold}: {_open_unit(threshold)}")
+    if open_unit(threshold):
+        raise PipelineError(f"--threshold {threshold}: {open_unit(threshold)}")
     if args.save_input and Path(args.save_input).exists() and not Path(args.save_input).is_dir():
         raise PipelineError(f"--save-input {args.save_input}: exists and is not a folder")
     if args.save_input and args.explain and Path(args.save_input).resolve() == Path(args.explain).resolve():

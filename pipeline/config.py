@@ -31,7 +31,7 @@ def _at_least(n):
     return lambda v: None if v >= n else f"must be >= {n}"
 
 
-def _open_unit(v):
+def open_unit(v):
     return None if 0 < v < 1 else "must be between 0 and 1 (exclusive)"
 
 
@@ -76,7 +76,7 @@ class DataConfig:
     test_root: str = _key("")
     positive: str = _key("cat", _names)
     negative: str = _key("non-cat", _names)
-    test_fraction: float = _key(0.2, _open_unit)
+    test_fraction: float = _key(0.2, open_unit)
     val_fraction: float = _key(0.0, _fraction)
     split_seed: int = _key(0, _at_least(0))
     image_size: int = _key(64, _at_least(1))
@@ -111,7 +111,7 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class EvaluateConfig:
-    threshold: float = _key(0.5, _open_unit, auto=True)  # or auto: chosen on the validation split
+    threshold: float = _key(0.5, open_unit, auto=True)  # or auto: chosen on the validation split
     enlarge: int = _key(4, _at_least(1))
     threshold_metric: str = _key("accuracy", _one_of("accuracy", "f1", "balanced_accuracy"))
     rank_by: str = _key("log_loss", _one_of(*RANK_METRICS))  # the validation metric sweeps rank their runs by

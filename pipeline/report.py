@@ -58,7 +58,7 @@ def write_run_report(run_dir, splits=None, config=None, record=None, test_logits
     metrics = read_metrics(run_dir / "metrics.json")
     iterations, costs, val_costs = read_costs(run_dir / "costs.csv", config.report.cost_scale == "log", True)
     if splits is None:
-        splits = _saved_splits(config)
+        splits = saved_splits(config)
     train_set, test_set = splits
     P = model.predict_proba(test_set.x) if test_logits is None else sigmoid(test_logits)  # (1, m)
 
@@ -284,7 +284,7 @@ def _summary_cell(column, text, runs):
     return page.tip(page.number(value), text) if column.endswith(("cost", "loss", "auc")) else text
 
 
-def _saved_splits(config):
+def saved_splits(config):
     """The (train, test) Datasets of config as they are on disk, the training images left there (lazy)."""
     if config.data.source == "course":
         return data.load_course(Path(config.data.dir), lazy_train=True)

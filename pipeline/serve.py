@@ -62,10 +62,10 @@ class App:
     def _example_pixels(self):
         """The run's first test image of class 1, or, for a model without its run's data, its weights drawn
         as an image (the picture that pushes hardest towards class 1 under divide255)."""
-        from pipeline.report import _saved_splits
+        from pipeline.report import saved_splits
 
         try:
-            _, test = _saved_splits(load_config(self.run / "config.yaml"))
+            _, test = saved_splits(load_config(self.run / "config.yaml"))
             cats = np.flatnonzero(test.y[0] == 1)
             pixels = np.asarray(test.x[int(cats[0]) if len(cats) else 0])  # (h, w, 3)
             if pixels.shape == self.model.image_shape:
