@@ -17,6 +17,9 @@ Policy, in order:
    squash (the lesson's plain resize: the aspect ratio is not kept), crop (the largest centred region of the
    target's aspect ratio, then resize), pad (resize to fit inside, centred on BACKGROUND).
 """
+import functools
+import importlib
+import io
 import re
 import struct
 import warnings
@@ -37,18 +40,20 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".apng", ".gif", ".b
                   ".tiff", ".ppm", ".pgm", ".pbm", ".pnm", ".tga", ".ico", ".qoi", ".avif", ".mpo")
 # the photo and web formats, by Pillow's names, that are ever opened (MPO and APNG open as JPEG and PNG)
 FORMATS = ("JPEG", "PNG", "GIF", "BMP", "DIB", "WEBP", "TIFF", "PPM", "ICO", "TGA", "QOI", "AVIF")
+PLUGINS = ("Jpeg", "Png", "Gif", "Bmp", "WebP", "Tiff", "Ppm", "Ico", "Tga", "Qoi", "Avif")  # the modules of FORMATS
 # what Pillow's decoders raise on malformed files, besides OSError for truncated data
 DECODE_ERRORS = (OSError, ValueError, SyntaxError, EOFError, struct.error, IndexError, TypeError, zlib.error)
 
 
-def load_image(path, size, fit="squash", resample="bilinear", draft=True):
-    """Read the image file at path as an array of shape (h, w, 3) uint8, with size = (h, w).
+def load_image(path, size, fit="squash", resample="bilinear", draft=True, data=None):
+    """Read the image file at path as an array of shape (h, w, 3) uint8, with size = (h, w). data, if given,
+    is the file's content already read (prepare hashes the same bytes it decodes).
 
     Raises PipelineError("<path>: <reason>") for anything that is not a readable image.
     """
     assert fit in FITS and resample in RESAMPLES, (fit, resample)
     h, w = size
-    with _open(Path(path)) as image:
+    with _open(Path(path), data) as image:
         try:
             if draft:
                 reduce_jpeg(image, size)
@@ -56,7 +61,8 @@ def load_image(path, size, fit="squash", resample="bilinear", draft=True):
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # e.g. "corrupt EXIF data": the pixels are still good
                 image.load()
-                rgb = to_rgb(ImageOps.exif_transpose(image))
+                ImageOps.exif_transpose(image, in_place=True)
+                rgb = to_rgb(image)
         except DECODE_ERRORS as e:
             raise PipelineError(f"{path}: truncated or corrupt image ({e})") from None
     method = getattr(Image.Resampling, resample.upper())
@@ -80,28 +86,29 @@ def reduce_jpeg(image, size):
         image.draft(image.mode, (side, side))  # draft mode also picks libjpeg's fastest IDCT and upsampling
 
 
-def _open(path):
-    """Image.open with every failure turned into a one-line refusal naming path."""
-    if path.is_dir():
-        raise PipelineError(f"{path}: is a folder, not an image file")
-    if not path.exists():
-        raise PipelineError(f"{path}: no such file")
-    if not path.is_file():
-        raise PipelineError(f"{path}: not a regular file")  # a pipe or a device: reading it could block
-    if path.stat().st_size == 0:
+def _open(path, data=None):
+    """Image.open of path (or of data, its content) with every failure turned into a one-line refusal naming path."""
+    if data is None:
+        if path.is_dir():
+            raise PipelineError(f"{path}: is a folder, not an image file")
+        if not path.exists():
+            raise PipelineError(f"{path}: no such file")
+        if not path.is_file():
+            raise PipelineError(f"{path}: not a regular file")  # a pipe or a device: reading it could block
+    if (path.stat().st_size if data is None else len(data)) == 0:
         raise PipelineError(f"{path}: empty file")
     try:
         with warnings.catch_warnings():
             # above MAX_IMAGE_PIXELS Pillow only warns; _check_pixels refuses after a JPEG's draft reduction
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            image = Image.open(path, formats=readable_formats())
+            image = Image.open(path if data is None else io.BytesIO(data), formats=readable_formats())
     except Image.DecompressionBombError as e:  # over twice MAX_IMAGE_PIXELS: not even opened; say it as below
         found = re.search(r"\((\d+) pixels\)", str(e))
         pixels = f"{found.group(1)} pixels" if found else "the image"
         raise PipelineError(f"{path}: refused: {pixels} is over the limit of {Image.MAX_IMAGE_PIXELS} pixels, "
                             "could be a decompression bomb") from None
     except UnidentifiedImageError:
-        raise PipelineError(f"{path}: {_sniff(path)}") from None
+        raise PipelineError(f"{path}: {_sniff(path, data)}") from None
     except PermissionError as e:
         raise PipelineError(f"{path}: cannot read ({e.strerror})") from None
     except DECODE_ERRORS as e:  # the header itself is cut short or garbled
@@ -112,9 +119,15 @@ def _open(path):
     return image
 
 
+@functools.cache
 def readable_formats():
-    """FORMATS that this Pillow can read (AVIF needs a Pillow built with libavif)."""
-    Image.init()  # loads every plugin, so that OPEN lists them all; done once
+    """FORMATS that this Pillow can read, their plugins imported (Image.init() would import all of Pillow's
+    plugins: 35-60 ms, paid again by every prepare worker that had to do it)."""
+    for name in PLUGINS:
+        try:
+            importlib.import_module(f"PIL.{name}ImagePlugin")
+        except ImportError:  # a Pillow without it (AVIF is new in 11.3)
+            pass
     return [f for f in FORMATS if f in Image.OPEN]
 
 
@@ -124,11 +137,14 @@ def _check_pixels(path, size, limit):
                             "could be a decompression bomb")
 
 
-def _sniff(path):
-    """A few words on what a file none of FORMATS' plugins opens seems to be. Only the plugins' prefix tests
-    run here (a look at the first bytes), never their readers."""
-    with open(path, "rb") as f:
-        head = f.read(512)
+def _sniff(path, data=None):
+    """A few words on what a file (its content data, if given) none of FORMATS' plugins opens seems to be.
+    Only the plugins' prefix tests run here (a look at the first bytes), never their readers."""
+    if data is None:
+        with open(path, "rb") as f:
+            head = f.read(512)
+    else:
+        head = data[:512]
     Image.init()
     known = [fmt for fmt, (_, accept) in Image.OPEN.items() if fmt not in FORMATS and accept and accept(head[:16])]
     known += ["PDF"] * head.startswith(b"%PDF-")
@@ -150,4 +166,4 @@ def to_rgb(image):
         rgba = image.convert("RGBA")
         canvas = Image.new("RGBA", rgba.size, BACKGROUND + (255,))
         return Image.alpha_composite(canvas, rgba).convert("RGB")
-    return image.convert("RGB")
+    return image if image.mode == "RGB" else image.convert("RGB")  # convert would copy an RGB image

@@ -8,6 +8,7 @@ prepare_report.json records.
 """
 import functools
 import hashlib
+import io
 import json
 import mmap
 import multiprocessing
@@ -31,6 +32,7 @@ PROCESSED_ROOT = Path("data/processed")
 REPORT = "prepare_report.json"
 WINDOW_BYTES = 64 << 20  # pixels decoded into shared memory before the main process takes them over
 _SHARED = None  # in a forked worker: (pixels (window, h, w, 3) uint8, thumbnails (window, THUMB*THUMB*3) float32)
+READ_WHOLE_BYTES = 64 << 20  # files up to this size are read into memory once, for the hash and the decoder
 FORMAT = 2  # bump when what prepare writes changes: datasets of an older format are rebuilt
 
 
@@ -144,6 +146,7 @@ def _check_counts(report, data):
 def _decode_all(paths, options, workers):
     """decode(path, options) for every path, in order: in this process for one worker, else in a pool."""
     workers = min(workers or os.cpu_count() or 1, len(paths))
+    readable_formats()  # Pillow's plugins imported once here, before the workers are forked
     if workers <= 1:
         yield from (decode(path, options) for path in paths)
         return
@@ -197,20 +200,21 @@ def decode(path, options):
     """One file and options (size (h, w), fit, resample, min_size) -> (pixels (h, w, 3) uint8 or None,
     reason it was skipped or None, sha256 of the file, the audit's fingerprint of the pixels or None)."""
     size, fit, resample, min_size = options
-    try:
-        digest = sha256_file(path)
+    try:  # read once: the bytes hashed are the bytes decoded (a larger file is hashed and decoded as a stream)
+        data = Path(path).read_bytes() if os.stat(path).st_size <= READ_WHOLE_BYTES else None
+        digest = hashlib.sha256(data).hexdigest() if data is not None else sha256_file(path)
     except OSError as e:
         return None, f"unreadable ({e.strerror})", "", None
     if min_size:
         try:
-            with Image.open(path, formats=readable_formats()) as im:  # the header only, of an allowed format
-                w, h = im.size
+            with Image.open(path if data is None else io.BytesIO(data), formats=readable_formats()) as im:
+                w, h = im.size  # the header only, of an allowed format
             if min(w, h) < min_size:
                 return None, f"too small ({w}x{h} px, data.min_size is {min_size})", digest, None
         except Exception:  # not an image: load_image below says why
             pass
     try:
-        pixels = load_image(path, size, fit, resample)
+        pixels = load_image(path, size, fit, resample, data=data)
     except PipelineError as e:
         return None, str(e).removeprefix(f"{path}: "), digest, None
     return pixels, None, digest, fingerprint(pixels)

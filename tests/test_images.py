@@ -9,6 +9,7 @@ from PIL import Image
 
 from pipeline import PipelineError
 from pipeline.images import BACKGROUND, load_image
+from tests.conftest import run_python
 
 WHITE = BACKGROUND
 
@@ -169,3 +170,34 @@ def test_bad_files_are_refused_naming_the_path(tmp_path, name, make, message):
         load_image(path, (64, 64))
     assert str(caught.value).startswith(str(tmp_path / message))
     assert "\n" not in str(caught.value)
+
+NOT_FILES = ("missing.jpg", "album.jpg", "pipe.jpg")
+
+
+@pytest.mark.parametrize("name, make, message", [b for b in BAD_FILES if b[0] not in NOT_FILES],
+                         ids=[b[0] for b in BAD_FILES if b[0] not in NOT_FILES])
+def test_bad_content_already_read_is_refused_in_the_same_words(tmp_path, name, make, message):
+    path = make(tmp_path / name)  # prepare reads a file once, hashes the bytes and decodes the same bytes
+    with pytest.raises(PipelineError) as caught:
+        load_image(path, (64, 64), data=path.read_bytes())
+    assert str(caught.value).startswith(str(tmp_path / message))
+
+
+def test_content_already_read_gives_the_same_pixels_as_the_file(tmp_path):
+    rng = np.random.default_rng(3)
+    image = Image.fromarray(rng.integers(0, 256, (300, 400, 3), dtype=np.uint8))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored sideways
+    path = save(image, tmp_path / "photo.jpg", quality=90, exif=exif)
+    assert np.array_equal(load_image(path, (64, 64), data=path.read_bytes()), load_image(path, (64, 64)))
+
+
+def test_only_the_allowed_formats_plugins_are_imported():
+    # an EPS file named .jpg cannot reach Ghostscript when its plugin is not even loaded; fewer imports also
+    # start a prepare worker faster
+    code = ("import sys; from pipeline.images import readable_formats, FORMATS; formats = readable_formats(); "
+            "assert set(formats) >= set(FORMATS) - {'AVIF'}, formats; "
+            "loaded = sorted(m for m in sys.modules if m.startswith('PIL.') and m.endswith('ImagePlugin')); "
+            "assert 'PIL.EpsImagePlugin' not in loaded and 'PIL.PsdImagePlugin' not in loaded, loaded; print(len(loaded))")
+    result = run_python("-c", code, check=0)
+    assert int(result.stdout) <= 13
