@@ -10,11 +10,15 @@ audit and the report. The plain loop is the issue's, as written:
 
     np.stack([np.asarray(Image.open(f).convert('RGB').resize((64, 64))) for f in files])
 
+Beside them, the loader alone: every file read and decoded by load_image in as many forked processes as prepare has workers, and
+nothing else. Its ratio to the plain loop is the most any prepare could reach with this decoder on this machine.
+
     .venv/bin/python scripts/bench_prepare.py [--data data/raw] [--ordinary 600] [--phone 40] [--rounds 3]
 
 A demo folder to train on is made by scripts/demo_photos.py, whose two classes differ visibly.
 """
 import argparse
+import multiprocessing
 import os
 import resource
 import statistics
@@ -70,6 +74,19 @@ def plain_loop(files):
     return np.stack([np.asarray(Image.open(f).convert('RGB').resize((64, 64))) for f in files])
 
 
+def loader_alone(files, workers):
+    """The floor under prepare: every file read and decoded by pipeline.images.load_image as prepare does, split
+    evenly over `workers` forked processes, nothing hashed, sent back or written (Linux: fork)."""
+    def part(k):
+        for f in files[k::workers]:
+            load_image(f, (64, 64), data=Path(f).read_bytes())
+    processes = [multiprocessing.get_context("fork").Process(target=part, args=(k,)) for k in range(workers)]
+    for p in processes:
+        p.start()
+    for p in processes:
+        p.join()
+
+
 def run_prepare(folder, workers=None):
     """prepare() on the photo folder, forced, into folder/../data/processed; returns the prepared folder."""
     config_path = Path(folder).parent / f"{Path(folder).name}.yaml"
@@ -105,7 +122,8 @@ def prepare_rows(data_dir="data/raw", ordinary=600, phone=40, workers=None, roun
     """Time prepare against the plain loop on `ordinary` JPEGs of ~500 px and `phone` JPEGs of ~4000x3000 px.
 
     Returns one dict per kind: {"row", "images", "plain_seconds", "prepare_seconds", "ratio", "target", "met",
-    "plain_cpu", "prepare_cpu" (CPU seconds of the fastest rounds, prepare's worker processes included: on a
+    "loader_seconds", "loader_ratio" (loader_alone: the decoding alone in as many processes, the most any prepare
+    could gain on this machine), "plain_cpu", "prepare_cpu" (CPU seconds of the fastest rounds, prepare's worker processes included: on a
     busy machine they show what the work costs when the wall clock cannot), "pixel_difference": (mean, p99,
     max) of prepare's pixels against a full decode's}.
     """
@@ -116,19 +134,23 @@ def prepare_rows(data_dir="data/raw", ordinary=600, phone=40, workers=None, roun
                 continue
             folder = Path(tmp) / kind
             files = make_photos(folder, count, side, data_dir)
-            best = {"plain": (float("inf"), 0.0), "prepare": (float("inf"), 0.0)}  # (wall, CPU) seconds
-            for _ in range(rounds):  # interleaved: both sides meet the same busy and quiet moments
-                for name, run in (("plain", lambda: plain_loop(files)), ("prepare", lambda: run_prepare(folder, workers))):
+            n = workers or os.cpu_count()
+            best = dict.fromkeys(("plain", "prepare", "loader"), (float("inf"), 0.0))  # (wall, CPU) seconds
+            results = {}
+            for _ in range(rounds):  # interleaved: every side meets the same busy and quiet moments
+                for name, run in (("plain", lambda: plain_loop(files)), ("prepare", lambda: run_prepare(folder, workers)),
+                                  ("loader", lambda: loader_alone(files, n))):
                     start, cpu = time.perf_counter(), cpu_seconds()
-                    result = run()
+                    results[name] = run()
                     best[name] = min(best[name], (time.perf_counter() - start, cpu_seconds() - cpu))
             ratio = best["plain"][0] / best["prepare"][0]
-            rows.append({"row": f"prepare ({workers or os.cpu_count()} workers) vs the plain loop, {count} {kind} "
+            rows.append({"row": f"prepare ({n} workers) vs the plain loop, {count} {kind} "
                                 f"JPEGs of {side * 3 // 4}x{side} px",
                          "images": count, "plain_seconds": best["plain"][0], "prepare_seconds": best["prepare"][0],
                          "plain_cpu": best["plain"][1], "prepare_cpu": best["prepare"][1],
+                         "loader_seconds": best["loader"][0], "loader_ratio": best["plain"][0] / best["loader"][0],
                          "ratio": ratio, "target": PREPARE_TARGETS[kind], "met": ratio >= PREPARE_TARGETS[kind],
-                         "pixel_difference": draft_difference(result, folder)})
+                         "pixel_difference": draft_difference(results["prepare"], folder)})
     return rows
 
 
@@ -183,20 +205,21 @@ def main():
 
 def print_table(data, ordinary=600, phone=40, workers=None, rounds=3, train_runs=7):
     """The rows of prepare_rows and train_process_row as one markdown table (make bench prints it too)."""
-    print("| row | plain loop (s) | pipeline (s) | ratio | target | met | CPU s: plain / pipeline | "
-          "pixels vs a full decode (mean / p99 / max) |")
-    print("| --- | -------------: | -----------: | ----: | -----: | --- | ----------------------: | "
-          "------------------------------------------ |")
+    print("| row | plain loop (s) | pipeline (s) | ratio | target | met | the loader alone (s): ratio | "
+          "CPU s: plain / pipeline | pixels vs a full decode (mean / p99 / max) |")
+    print("| --- | -------------: | -----------: | ----: | -----: | --- | --------------------------: | "
+          "----------------------: | ------------------------------------------ |")
     for r in prepare_rows(data, ordinary, phone, workers, rounds):
         mean, p99, top = r["pixel_difference"]
         print(f"| {r['row']} | {r['plain_seconds']:.3f} | {r['prepare_seconds']:.3f} | {r['ratio']:.1f}x | "
-              f">= {r['target']:.0f}x | {'yes' if r['met'] else 'NO'} | {r['plain_cpu']:.2f} / {r['prepare_cpu']:.2f} | "
+              f">= {r['target']:.0f}x | {'yes' if r['met'] else 'NO'} | {r['loader_seconds']:.3f}: {r['loader_ratio']:.1f}x | "
+              f"{r['plain_cpu']:.2f} / {r['prepare_cpu']:.2f} | "
               f"{mean:.2f} / {p99:.0f} / {top} |")
     r = train_process_row(data, train_runs)
-    print(f"| {r['row']} | | {r['median_seconds']:.3f} | | <= {r['target']} s | {'yes' if r['met'] else 'NO'} | "
+    print(f"| {r['row']} | | {r['median_seconds']:.3f} | | <= {r['target']} s | {'yes' if r['met'] else 'NO'} | | "
           f"/ {r['median_cpu']:.2f} | |")
     print(f"| its floor: python importing numpy, h5py, Pillow and yaml only (median of {r['runs']}) | | "
-          f"{r['floor_seconds']:.3f} | | | | / {r['floor_cpu']:.2f} | |")
+          f"{r['floor_seconds']:.3f} | | | | | / {r['floor_cpu']:.2f} | |")
 
 
 if __name__ == "__main__":
