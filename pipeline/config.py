@@ -219,8 +219,9 @@ class _Refused(yaml.YAMLError):
 
 
 class _ConfigLoader(yaml.SafeLoader):
-    """yaml.safe_load's loader, refusing aliases (a 600-byte alias bomb expands to gigabytes) and duplicate
-    keys (YAML lets the last one win: a repeated train: section would silently drop the first)."""
+    """yaml.safe_load's loader, refusing aliases (a 600-byte alias bomb expands to gigabytes), duplicate
+    keys (YAML lets the last one win: a repeated train: section would silently drop the first) and tags
+    (!!python/object and the like) in words that say so."""
 
     depth = 0
 
@@ -244,6 +245,13 @@ class _ConfigLoader(yaml.SafeLoader):
                 raise _Refused(f"duplicate key {quote(key)}", key_node.start_mark)
             seen.add(key)
         return super().construct_mapping(node, deep)
+
+    def construct_undefined(self, node):  # a tag safe_load has no constructor for, e.g. !!python/object
+        tag = node.tag.replace("tag:yaml.org,2002:", "!!")
+        raise _Refused(f"the tag {quote(tag)} is not allowed in a config (plain values only)", node.start_mark)
+
+
+_ConfigLoader.add_constructor(None, _ConfigLoader.construct_undefined)
 
 
 def yaml_value(text):

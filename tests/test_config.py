@@ -66,6 +66,9 @@ def test_int_given_for_a_float_is_accepted_as_float(tmp_path):
     ("train: 3\n", r"section 'train' must be a mapping of keys, got 3"),
     ("- a\n- b\n", r"a config must be a mapping of sections, got list"),
     ("train:\n  learning_rate: [\n", r"c.yaml: not valid YAML at line"),
+    ("train:\n  learning_rate: !!python/object/apply:os.system ['touch pwned']\n",
+     r"c.yaml: the tag '!!python/object/apply:os.system' is not allowed in a config \(plain values only\) at line 2"),
+    ("train:\n  solver: !custom gram\n", r"c.yaml: the tag '!custom' is not allowed in a config \(plain values only\) at line 2"),
 ])
 def test_bad_config_is_refused_naming_the_key(tmp_path, text, message):
     with pytest.raises(PipelineError, match=message):
