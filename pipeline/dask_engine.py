@@ -6,6 +6,7 @@ shared disk), keep them in memory as uint8, and each iteration returns per-chunk
 the client adds them and takes the step of pipeline.solvers.primal, so the costs are the local solver's to
 rounding. Only pipeline.train imports this module, and only when train.engine is dask.
 """
+import contextlib
 from pathlib import Path
 
 import h5py
@@ -14,7 +15,7 @@ import numpy as np
 from pipeline import PipelineError
 from pipeline.features import scaled_block
 from pipeline.model import sigmoid
-from pipeline.solvers import descend
+from pipeline.solvers import block_product, descend, largest_eigenvalue
 from pipeline.streaming import block_size, read_size
 
 try:
@@ -58,18 +59,29 @@ def images_array(x, rows):
     return images.reshape(m, n_x)  # (m, n_x) in chunks of whole rows: aligned with the labels' chunks
 
 
-def chunk_sums(x, y, w, b, scaler, dtype):
-    """For a chunk x (k, n_x) uint8 with labels y (k, 1): [X dZ.T, sum dZ, sum of losses] of shape
-    (1, n_x + 2) float64, walking the chunk in cache-sized blocks as solvers.primal walks X."""
+def chunk_sums(x, y, s, w, b, scaler, dtype):
+    """For a chunk x (k, n_x) uint8 with labels y (k, 1) and weights s (k, 1) or None: [X dZ.T, sum dZ, sum of
+    losses] of shape (1, n_x + 2) float64, walking the chunk in cache-sized blocks as solvers.primal walks X."""
     dw, db, loss = np.zeros((x.shape[1], 1), dtype), 0.0, 0.0
     step = block_size(x.shape[1], dtype)
     for i in range(0, x.shape[0], step):
         X, Y = scaled_block(x[i:i + step], scaler, dtype), y[i:i + step].T  # (n_x, k), (1, k)
         Z = (w.T @ X + b).astype(np.float64)  # (1, k)
-        dZ = sigmoid(Z) - Y
+        dZ, losses = sigmoid(Z) - Y, np.logaddexp(0.0, Z) - Y * Z
+        if s is not None:
+            dZ, losses = dZ * s[i:i + step].T, losses * s[i:i + step].T
         dw += X @ dZ.T.astype(dtype, copy=False)  # (n_x, k) @ (k, 1)
-        db, loss = db + float(np.sum(dZ)), loss + float(np.sum(np.logaddexp(0.0, Z) - Y * Z))
+        db, loss = db + float(np.sum(dZ)), loss + float(np.sum(losses))
     return np.concatenate([dw[:, 0].astype(np.float64), [db, loss]])[None, :]
+
+
+def chunk_product(x, y, s, v, scaler, dtype):
+    """For a chunk x (k, n_x) uint8: its part of X1 S X1.T v (solvers.block_product) as (1, n_x + 1) float64."""
+    Hv = np.zeros_like(v)
+    step = block_size(x.shape[1], dtype)
+    for i in range(0, x.shape[0], step):
+        Hv += block_product(scaled_block(x[i:i + step], scaler, dtype), v, None if s is None else s[i:i + step])
+    return Hv.T
 
 
 def connect(scheduler):
@@ -84,26 +96,52 @@ def connect(scheduler):
                             f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else 'no answer'})") from None
 
 
-def fit(chunks, Y, train_config, on_cost=None, on_step=None, monitor=None, weights=None):
-    """Gradient descent on w as solvers.primal does it, for chunks a streaming.Chunks (its images, scaler and
-    dtype) and Y (1, m); monitor(i, w, b) as in primal (early stopping). Returns w (n_x, 1) float64, b and the
-    recorded costs."""
-    if weights is not None:
-        raise PipelineError("train.class_weight balanced is not supported with train.engine dask; "
-                            "use train.engine local")
-    n_x, m = chunks.shape
-    dtype, l2 = chunks.dtype, train_config.l2
+@contextlib.contextmanager
+def session(chunks, Y, train_config, weights=None):
+    """A Session on the cluster train.scheduler names (a new local one when it is empty), closed afterwards."""
     client = connect(train_config.scheduler)
     try:
-        rows = chunk_rows(chunks.x, train_config.chunk_size)
-        x = client.persist(images_array(chunks.x, rows))  # each worker reads and keeps its chunks
-        y = client.persist(da.from_array(Y.T.astype(np.float64), chunks=(rows, 1)))  # (m, 1)
+        yield Session(client, chunks, Y, train_config.chunk_size, weights)
+    finally:
+        cluster = client.cluster
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+class Session:
+    """The training images of chunks (a streaming.Chunks: its images, scaler and dtype), labels Y (1, m) and
+    weights (1, m) or None, held by the workers of client: each worker reads and keeps its own chunks once, for
+    the curvature and for every iteration."""
+
+    def __init__(self, client, chunks, Y, chunk_size, weights=None):
+        self.client, self.chunks = client, chunks
+        rows = chunk_rows(chunks.x, chunk_size)
+        column = lambda a: client.persist(da.from_array(a.T.astype(np.float64), chunks=(rows, 1)))  # (m, 1)
+        self.x = client.persist(images_array(chunks.x, rows))
+        self.y, self.s = column(Y), None if weights is None else column(weights)
+
+    def _sum(self, function, vector, *args):
+        """Sum over the chunks of function(x, y, s, vector, *args), each a (1, width) row: a tree sum on the
+        workers; vector is sent once, not with every task."""
+        width = self.chunks.shape[0] + (2 if function is chunk_sums else 1)
+        parts = da.map_blocks(function, self.x, self.y, self.s, dask.delayed(vector), *args, dtype=np.float64,
+                              chunks=((1,) * self.x.numblocks[0], (width,)))
+        return self.client.compute(parts.sum(axis=0)).result()
+
+    def curvature(self, l2):
+        """L of the cost (solvers.curvature), each product of the power iteration summed on the workers."""
+        n_x, m = self.chunks.shape
+        product = lambda v: self._sum(chunk_product, v, self.chunks.scaler, self.chunks.dtype)[:, None]
+        return largest_eigenvalue(product, n_x + 1) / (4 * m) + l2 / m
+
+    def fit(self, train_config, on_cost=None, on_step=None, monitor=None):
+        """Gradient descent on w as solvers.primal does it; monitor(i, w, b) as in primal (early stopping).
+        Returns w (n_x, 1) float64, b and the recorded costs."""
+        (n_x, m), dtype, l2 = self.chunks.shape, self.chunks.dtype, train_config.l2
 
         def gradient(p):
-            w = dask.delayed(p["w"])  # one key sent once, not a copy in every task
-            parts = da.map_blocks(chunk_sums, x, y, w, p["b"], chunks.scaler, dtype, dtype=np.float64,
-                                  chunks=((1,) * x.numblocks[0], (n_x + 2,)))
-            total = client.compute(parts.sum(axis=0)).result()  # (n_x + 2,), a tree sum on the workers
+            total = self._sum(chunk_sums, p["w"], p["b"], self.chunks.scaler, dtype)  # (n_x + 2,)
             dw, db, cost = total[:n_x, None] / m, total[n_x] / m, total[n_x + 1] / m
             if l2:
                 cost += l2 / (2 * m) * float(np.vdot(p["w"], p["w"]))
@@ -113,9 +151,4 @@ def fit(chunks, Y, train_config, on_cost=None, on_step=None, monitor=None, weigh
         params = {"w": np.zeros((n_x, 1), dtype), "b": 0.0}
         watch = monitor and (lambda i, p: monitor(i, p["w"], p["b"]))
         costs = descend(gradient, params, train_config, on_cost, on_step, watch)
-    finally:
-        cluster = client.cluster
-        client.close()
-        if cluster is not None:
-            cluster.close()
-    return params["w"].astype(np.float64), params["b"], costs
+        return params["w"].astype(np.float64), params["b"], costs

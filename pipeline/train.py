@@ -26,17 +26,31 @@ def fit(X, Y, train_config, on_cost=None, on_step=None, monitor=None, weights=No
     X is an array, or a streaming.Chunks reading it from HDF5 (always the primal solver). Returns w (n_x, 1)
     float64, b and the recorded costs.
     """
+    with engine(X, Y, train_config, weights) as run:
+        return run.fit(train_config, on_cost, on_step, monitor)
+
+
+@contextlib.contextmanager
+def engine(X, Y, train_config, weights=None):
+    """What fits X (n_x, m), Y (1, m) with weights (1, m) or None, for train.engine: an object with
+    curvature(l2) (solvers.curvature) and fit(train_config, on_cost, on_step, monitor) -> (w, b, costs)."""
     if train_config.engine == "dask":
         from pipeline import dask_engine  # only here: the local engine never imports Dask
 
-        return dask_engine.fit(X, Y, train_config, on_cost, on_step, monitor, weights)
-    solver = solver_for(X, train_config)
-    if solver == "streaming":
-        return solvers.primal(X, Y, X.shape[0], train_config, on_cost, on_step, monitor, weights)
-    if solver == "gram":
-        return solvers.gram(X, Y, train_config, on_cost, on_step, monitor, weights)
-    return solvers.primal(solvers.in_memory_blocks(X, train_config.dtype), Y, X.shape[0], train_config,
-                          on_cost, on_step, monitor, weights)
+        with dask_engine.session(X, Y, train_config, weights) as run:
+            yield run
+        return
+
+    def local_fit(train_config, on_cost=None, on_step=None, monitor=None):
+        solver = solver_for(X, train_config)
+        if solver == "streaming":
+            return solvers.primal(X, Y, X.shape[0], train_config, on_cost, on_step, monitor, weights)
+        if solver == "gram":
+            return solvers.gram(X, Y, train_config, on_cost, on_step, monitor, weights)
+        return solvers.primal(solvers.in_memory_blocks(X, train_config.dtype), Y, X.shape[0], train_config,
+                              on_cost, on_step, monitor, weights)
+
+    yield types.SimpleNamespace(curvature=lambda l2: curvature(X, Y, l2, weights), fit=local_fit)
 
 
 # train.learning_rate auto takes this multiple of 1/L: below the stability limit 2/L, where every step lowers
@@ -44,19 +58,20 @@ def fit(X, Y, train_config, on_cost=None, on_step=None, monitor=None, weights=No
 AUTO_STEP = 1.5
 
 
-def curvature(X, Y, train_config, weights=None):
+def curvature(X, Y, l2, weights=None):
     """L of the cost on X (n_x, m) (an array or streaming.Chunks): see solvers.curvature."""
     blocks = X if isinstance(X, streaming.Chunks) else [(slice(None), X)]
-    return solvers.curvature(blocks, X.shape[0], Y.shape[1], train_config.l2, weights)
+    return solvers.curvature(blocks, X.shape[0], Y.shape[1], l2, weights)
 
 
-def step_size(X, Y, train_config, weights=None, log=None):
-    """(learning rate, L or None): train.learning_rate, or AUTO_STEP / L for auto. With train.stability_check,
-    a fixed rate above the stability limit 2/L gets a warning (log) naming the limit and what auto would use."""
+def step_size(curvature_of, train_config, log=None):
+    """(learning rate, L or None): train.learning_rate, or AUTO_STEP / L for auto, L = curvature_of(l2) (an
+    engine's curvature). With train.stability_check, a fixed rate above the stability limit 2/L gets a warning
+    (log) naming the limit and what auto would use."""
     lr = train_config.learning_rate
     if lr != "auto" and not train_config.stability_check:
         return lr, None
-    L = curvature(X, Y, train_config, weights)
+    L = curvature_of(train_config.l2)
     if lr == "auto":
         lr = AUTO_STEP / L
         log and log(f"learning rate: auto = {lr:.4g} ({AUTO_STEP}/L; stability limit 2/L = {2 / L:.4g})")
@@ -191,16 +206,16 @@ def train(config, train_set, test_set, name, run_dir=None, on_cost=None, on_step
         X, scaler = training_features(train_set, config)
         Y = train_set.y
         weights = class_weights(Y) if config.train.class_weight == "balanced" else None
-        lr, L = step_size(X, Y, config.train, weights, log)
         monitor = None if val_set is None else Validation(
             features(val_set.x, scaler), val_set.y, config.train.patience if config.train.early_stopping else None)
-        try:
-            w, b, costs = fit(X, Y, dataclasses.replace(config.train, learning_rate=lr), on_cost, on_step,
-                              monitor, weights)
-        except Diverged as e:
-            L = L or curvature(X, Y, config.train, weights)
-            raise Diverged(f"{e}, such as {AUTO_STEP / L:.2g} (what train.learning_rate: auto picks for this "
-                           f"data; the stability limit 2/L is {2 / L:.2g})") from None
+        with engine(X, Y, config.train, weights) as run:  # on Dask, one cluster for L and the descent
+            lr, L = step_size(run.curvature, config.train, log)
+            try:
+                w, b, costs = run.fit(dataclasses.replace(config.train, learning_rate=lr), on_cost, on_step, monitor)
+            except Diverged as e:
+                L = L or run.curvature(config.train.l2)
+                raise Diverged(f"{e}, such as {AUTO_STEP / L:.2g} (what train.learning_rate: auto picks for this "
+                               f"data; the stability limit 2/L is {2 / L:.2g})") from None
         if config.train.early_stopping:
             w, b = monitor.w, monitor.b
         threshold = config.evaluate.threshold

@@ -1,6 +1,7 @@
 """train.engine dask on a real distributed.LocalCluster of 2 worker processes: the local solver's costs and the
-same run folder; and the local engine never imports Dask."""
+same run folder, with learning_rate auto and class weights too; and the local engine never imports Dask."""
 import csv
+import json
 import logging
 
 import h5py
@@ -53,7 +54,20 @@ def test_dask_engine_gives_the_local_costs_and_run_folder(data_dir, tmp_path):
         assert on_dask.returncode == 0, on_dask.stderr
         prefixes = set(cluster.scheduler.task_prefixes)  # what this cluster ran: reads of the file and the sums
         assert "array" in prefixes and any(p.startswith("sum") for p in prefixes), prefixes
+        plain_sums = cluster.scheduler.task_prefixes["sum-partial"].state_counts["memory"]  # partial sums computed
+        weighted = ("train.learning_rate=auto", "train.class_weight=balanced")
+        auto_dask = train(data_dir, tmp_path / "auto-dask", "train.engine=dask",
+                          f"train.scheduler={cluster.scheduler_address}", *weighted)
+        assert auto_dask.returncode == 0, auto_dask.stderr
+        sums = cluster.scheduler.task_prefixes["sum-partial"].state_counts["memory"] - plain_sums
+        assert sums > plain_sums  # the same 20 iterations and more: L's products were summed on the workers
     local = train(data_dir, tmp_path / "local", "train.solver=primal")
+    auto_local = train(data_dir, tmp_path / "auto-local", "train.solver=primal", *weighted)
+    assert auto_local.returncode == 0 and auto_dask.stdout == auto_local.stdout, auto_local.stderr
+    np.testing.assert_allclose(costs(tmp_path / "auto-dask"), costs(tmp_path / "auto-local"), rtol=0, atol=1e-9)
+    rates = [json.loads((tmp_path / name / "run.json").read_text())["training"]["learning_rate"]
+             for name in ("auto-dask", "auto-local")]
+    assert rates[0] == pytest.approx(rates[1], rel=1e-9) and rates[0] != 0.005  # the same L, not the default rate
     assert local.returncode == 0, local.stderr
     assert on_dask.stdout == local.stdout  # the printed costs and accuracies
     np.testing.assert_allclose(costs(tmp_path / "dask"), costs(tmp_path / "local"), rtol=0, atol=1e-9)
