@@ -72,6 +72,17 @@ def test_worker_processes_give_the_same_files_as_one_process(tmp_path, folder, m
     assert two_report["audit"] == one_report["audit"]  # the thumbnails came through the shared memory too
 
 
+def test_a_file_over_the_read_limit_is_hashed_and_decoded_as_a_stream_to_the_same_result(tmp_path, folder,
+                                                                                         monkeypatch):
+    out, _, _ = run(tmp_path)  # every file read once into memory: hashed and decoded from the same bytes
+    whole = read(out / "train.h5", "train")
+    monkeypatch.setattr("pipeline.prepare.READ_WHOLE_BYTES", 0)  # every file is "large": streamed twice
+    out, _, _ = run(tmp_path, name="streamed")
+    streamed = read(out / "train.h5", "train")
+    for key in ("x", "source", "sha256"):
+        np.testing.assert_array_equal(whole[key], streamed[key])
+
+
 def test_a_validation_fraction_writes_val_h5_and_a_test_root_replaces_the_split(tmp_path, folder):
     out, report, _ = run(tmp_path, val_fraction=0.2)
     assert report["counts"]["val"] == {"non-cat": 1, "cat": 2} and (out / "val.h5").is_file()
