@@ -71,7 +71,7 @@ def png_bytes(image):
     np.subtract(rows[1:], rows[:-1], out=filtered[1:, 1:])  # modulo 256, as PNG defines it
     header = struct.pack(">IIBBBBB", image.width, image.height, 8, 2, 0, 0, 0)  # 8 bits, RGB, no interlace
     return PNG_SIGNATURE + b"".join(_png_chunk(kind, data) for kind, data in (
-        (b"IHDR", header), (b"IDAT", zlib.compress(filtered.tobytes(), 1)), (b"IEND", b"")))
+        (b"IHDR", header), (b"IDAT", zlib.compress(filtered, 1)), (b"IEND", b"")))
 
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
