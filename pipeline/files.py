@@ -55,11 +55,15 @@ def write_bytes(path, data):
         tmp.write_bytes(data)
 
 
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
 def png_bytes(image):
     """A Pillow image as the bytes of a PNG file. An RGB image is encoded here: every row stored as its
     difference from the row above (PNG's Up filter: an image enlarged by repeating rows becomes runs of zeros)
-    and compressed at zlib's fastest level. That is 2-3 times faster than Pillow's encoder, which tries five
-    filters on every row, for files within a few percent of its size; other modes go through Pillow."""
+    and compressed at zlib's fastest level. Pillow's encoder tries five filters on every row: this is 2-3 times
+    faster on charts and enlarged images (1.2 times on a large photo grid), for files within a few percent of
+    the size. Other modes go through Pillow."""
     if image.mode != "RGB":
         buf = io.BytesIO()
         image.save(buf, format="PNG", compress_level=1)  # zlib's fastest: half the time of the default 6
@@ -72,9 +76,6 @@ def png_bytes(image):
     header = struct.pack(">IIBBBBB", image.width, image.height, 8, 2, 0, 0, 0)  # 8 bits, RGB, no interlace
     return PNG_SIGNATURE + b"".join(_png_chunk(kind, data) for kind, data in (
         (b"IHDR", header), (b"IDAT", zlib.compress(filtered, 1)), (b"IEND", b"")))
-
-
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 def _png_chunk(kind, data):
