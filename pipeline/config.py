@@ -4,7 +4,6 @@ Every key has a default (the lesson's run), a type and a range; `--set section.k
 with a YAML scalar. Errors name the file and the dotted key.
 """
 import dataclasses
-import difflib
 import math
 import re
 import stat
@@ -395,6 +394,8 @@ def with_values(config, values, where):
 
 
 def _did_you_mean(word, known):
+    import difflib  # only for a misspelt name: its import is a millisecond of every command
+
     close = difflib.get_close_matches(word, list(known), n=1)
     return f" (did you mean '{close[0]}'?)" if close else ""
 

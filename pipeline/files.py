@@ -5,8 +5,12 @@ import io
 import os
 import shutil
 import signal
+import struct
 import tempfile
+import zlib
 from pathlib import Path
+
+import numpy as np
 
 
 _UMASK = os.umask(0)
@@ -51,11 +55,32 @@ def write_bytes(path, data):
         tmp.write_bytes(data)
 
 
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
 def png_bytes(image):
-    """A Pillow image as the bytes of a PNG file."""
-    buf = io.BytesIO()
-    image.save(buf, format="PNG", compress_level=1)  # zlib's fastest: half the time of the default 6, 8% larger
-    return buf.getvalue()
+    """A Pillow image as the bytes of a PNG file. An RGB image is encoded here: every row stored as its
+    difference from the row above (PNG's Up filter: an image enlarged by repeating rows becomes runs of zeros)
+    and compressed at zlib's fastest level. Pillow's encoder tries five filters on every row: this is 2-3 times
+    faster on charts and enlarged images (1.2 times on a large photo grid), for files within a few percent of
+    the size. Other modes go through Pillow."""
+    if image.mode != "RGB":
+        buf = io.BytesIO()
+        image.save(buf, format="PNG", compress_level=1)  # zlib's fastest: half the time of the default 6
+        return buf.getvalue()
+    rows = np.asarray(image).reshape(image.height, -1)  # (h, w, 3) -> (h, 3w)
+    filtered = np.empty((image.height, rows.shape[1] + 1), np.uint8)  # each row: its filter type, then bytes
+    filtered[:, 0] = 2  # Up; the first row's "row above" is zeros
+    filtered[0, 1:] = rows[0]
+    np.subtract(rows[1:], rows[:-1], out=filtered[1:, 1:])  # modulo 256, as PNG defines it
+    header = struct.pack(">IIBBBBB", image.width, image.height, 8, 2, 0, 0, 0)  # 8 bits, RGB, no interlace
+    return PNG_SIGNATURE + b"".join(_png_chunk(kind, data) for kind, data in (
+        (b"IHDR", header), (b"IDAT", zlib.compress(filtered, 1)), (b"IEND", b"")))
+
+
+def _png_chunk(kind, data):
+    """A PNG chunk: length, type, data and the CRC-32 of type and data."""
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
 
 def write_png(path, image):

@@ -180,7 +180,8 @@ def png(chart, scale=2):
             image.paste(strip, (int(a[0] * s - strip.width / 2), int(a[1] * s - strip.height / 2)))
         else:
             draw.text((a[0] * s, a[1] * s), a[2], fill="black", font=fnt, anchor=a[3].replace("t", "a"))
-    return image.resize((chart.width, chart.height), Image.Resampling.LANCZOS)
+    # each pixel the mean of its scale x scale block: smooth enough, and a tenth of a LANCZOS resize's time
+    return image.reduce(s)
 
 
 def _polyline(draw, points, colour, width, dash):

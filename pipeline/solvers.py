@@ -174,7 +174,7 @@ def gram(X, Y, train_config, on_cost=None, on_step=None, monitor=None, weights=N
     sY = s * Y
     check, costs = DivergenceCheck(lr), []
     for i in range(train_config.num_iterations):
-        np.matmul(params, K, out=Z)  # Z = w.T X + b
+        np.dot(params, K, out=Z)  # Z = w.T X + b (np.dot: the same bits as matmul, with less overhead per call)
         # one softplus log(1 + e^z) gives both the cost (model.cross_entropy's formula) and a = e^(z - softplus)
         np.logaddexp(0.0, Z, out=softplus)
         cost = (float(np.vdot(s, softplus)) - float(np.vdot(sY, Z))) / m

@@ -54,3 +54,32 @@ def test_an_error_about_a_file_of_the_folder_being_built_names_it_in_its_final_p
     with pytest.raises(OSError) as e:
         replace_dir(tmp_path / "d", fill)
     assert e.value.filename == str(tmp_path / "d" / "sub" / "x.png") and os.listdir(tmp_path) == []
+
+
+def test_png_bytes_encodes_rgb_itself_and_pillow_reads_back_every_pixel():
+    import io
+    import zlib
+
+    import numpy as np
+    from PIL import Image
+
+    from pipeline.files import png_bytes
+
+    rng = np.random.default_rng(0)
+    photo = rng.integers(0, 256, (37, 23, 3), dtype=np.uint8)  # odd sizes; neighbouring rows wrap modulo 256
+    enlarged = photo.repeat(4, axis=0).repeat(4, axis=1)  # rows repeated, as the misclassified images are
+    for pixels in (photo, enlarged, np.zeros((1, 1, 3), np.uint8)):
+        data = png_bytes(Image.fromarray(pixels, "RGB"))
+        with Image.open(io.BytesIO(data)) as image:
+            assert image.format == "PNG" and image.mode == "RGB"
+            np.testing.assert_array_equal(np.asarray(image), pixels)
+    # every row Up-filtered (type 2, its difference from the row above), not Pillow's choice row by row: a
+    # repeated row is all zeros, so the 16 times larger image compresses to about the size of the small one
+    data = png_bytes(Image.fromarray(enlarged, "RGB"))
+    assert data[12:16] == b"IHDR" and data[37:41] == b"IDAT"  # one IDAT chunk, right after the header
+    rows = zlib.decompress(data[41:41 + int.from_bytes(data[33:37], "big")])
+    assert rows[::1 + 3 * enlarged.shape[1]] == bytes([2]) * enlarged.shape[0]
+    assert len(data) < 1.5 * len(png_bytes(Image.fromarray(photo, "RGB")))
+    grey = Image.fromarray(photo[..., 0], "L")  # other modes: Pillow's encoder
+    with Image.open(io.BytesIO(png_bytes(grey))) as image:
+        assert image.mode == "L" and np.array_equal(np.asarray(image), photo[..., 0])
