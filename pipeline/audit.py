@@ -12,7 +12,8 @@ import numpy as np
 from PIL import Image
 
 THUMB = 16  # thumbnail side for the near-duplicate distance
-BLOCK = 1024  # rows of the pairwise distance matrix computed at a time: memory stays O(BLOCK * m)
+BLOCK = 1024  # rows of the pairwise distance matrix computed at a time ...
+BLOCK_COLUMNS = 8192  # ... against this many columns: 32 MiB of float32 distances, whatever the number of images
 LISTED = 1000  # at most this many groups or pairs are listed (all are counted)
 
 
@@ -70,19 +71,34 @@ def thumbnail(pixels):
 
 
 def near_pairs(T, threshold):
-    """Pairs (i, j, distance) with i < j whose rows of T (m, n) are closer than threshold in RMS difference."""
+    """Pairs (i, j, distance) with i < j whose rows of T (m, n) are closer than threshold in RMS difference,
+    sorted.
+
+    Two rows that close have means closer than threshold too (|mean(a - c)| <= rms(a - c)), so the rows are
+    taken in the order of their means and each block of BLOCK rows is compared only with the rows after it whose
+    means are within reach: the same pairs as comparing all m * m, in a fraction of the time for photos (whose
+    means spread out), and in memory of at most BLOCK * BLOCK_COLUMNS distances whatever m.
+    """
     m, n = T.shape
-    sq = np.sum(T * T, axis=1)  # (m,)
+    means = T.mean(axis=1, dtype=np.float64)
+    order = np.argsort(means, kind="stable")
+    T, means = T[order], means[order]
+    sq = np.einsum("ij,ij->i", T, T)  # (m,) squared norms
+    reach = threshold * (1 + 1e-3) + 1e-6  # a margin for rounding in the means and in the distances below
     pairs = []
     for start in range(0, m, BLOCK):
-        block = T[start:start + BLOCK]  # (b, n)
-        # |a - c|^2 = |a|^2 + |c|^2 - 2 a.c, for this block of rows against every row
-        d2 = (sq[start:start + BLOCK, None] + sq[None, :] - 2.0 * block @ T.T) / n  # (b, m)
-        rows, cols = np.nonzero(np.sqrt(np.maximum(d2, 0.0)) < threshold)
-        for r, c in zip(rows, cols):
-            if start + r < c:
-                pairs.append((int(start + r), int(c), float(np.sqrt(max(d2[r, c], 0.0)))))
-    return pairs
+        stop = min(start + BLOCK, m)
+        end = int(np.searchsorted(means, means[stop - 1] + reach, side="right"))  # no row past end is near
+        for first in range(start, end, BLOCK_COLUMNS):
+            last = min(first + BLOCK_COLUMNS, end)
+            # |a - c|^2 = |a|^2 + |c|^2 - 2 a.c, for this block of rows against the columns first..last
+            d2 = (sq[start:stop, None] + sq[None, first:last] - 2.0 * T[start:stop] @ T[first:last].T) / n
+            d = np.sqrt(np.maximum(d2, 0.0))
+            for r, c in zip(*np.nonzero(d < threshold)):
+                if start + r < first + c:
+                    i, j = sorted((int(order[start + r]), int(order[first + c])))
+                    pairs.append((i, j, float(d[r, c])))
+    return sorted(pairs)
 
 
 def summary(result, shown=10):

@@ -1,21 +1,41 @@
 """The audit's pure parts against brute force."""
 import numpy as np
+import pytest
 
 from pipeline import audit
 
 
-def test_near_pairs_match_a_brute_force_search_across_blocks(monkeypatch):
-    monkeypatch.setattr(audit, "BLOCK", 7)  # several blocks, so pairs across block borders are exercised
+@pytest.mark.parametrize("block, columns", [(7, 5), (1024, 8192)], ids=["small blocks", "one block"])
+@pytest.mark.parametrize("kind", ["random", "equal means"])
+def test_near_pairs_match_a_brute_force_search_across_blocks(monkeypatch, block, columns, kind):
+    # several blocks of rows and of columns, so pairs across their borders are exercised
+    monkeypatch.setattr(audit, "BLOCK", block)
+    monkeypatch.setattr(audit, "BLOCK_COLUMNS", columns)
     rng = np.random.default_rng(0)
     T = rng.random((40, 12)).astype(np.float32)
-    T[25] = T[3] + 0.01  # planted near copies
+    if kind == "equal means":  # every row a permutation of one row: no pruning by the mean can apply
+        T = np.stack([rng.permutation(T[0]) for _ in range(40)])
+    T[25] = T[3] + 0.01  # planted near copies: one brighter, one darker, one with a mean unchanged
     T[39] = T[30] - 0.02
+    T[17] = T[8] + np.where(np.arange(12) % 2, 0.03, -0.03).astype(np.float32)
     threshold = 0.05
-    expected = {(i, j) for i in range(40) for j in range(i + 1, 40)
-                if np.sqrt(np.mean((T[i].astype(np.float64) - T[j]) ** 2)) < threshold}
+    expected = [(i, j) for i in range(40) for j in range(i + 1, 40)
+                if np.sqrt(np.mean((T[i].astype(np.float64) - T[j]) ** 2)) < threshold]
     found = audit.near_pairs(T, threshold)
-    assert {(i, j) for i, j, _ in found} == expected == {(3, 25), (30, 39)}
+    assert [(i, j) for i, j, _ in found] == expected  # the same pairs, in the order of (i, j)
+    assert {(3, 25), (30, 39), (8, 17)} <= set(expected)
     assert all(abs(d - np.sqrt(np.mean((T[i] - T[j]) ** 2))) < 1e-5 for i, j, d in found)
+
+
+def test_near_pairs_of_many_rows_of_spread_out_means_match_brute_force(monkeypatch):
+    monkeypatch.setattr(audit, "BLOCK", 256)  # many blocks, each compared with a narrow window of columns
+    rng = np.random.default_rng(2)
+    T = (rng.random((3000, 1)) + rng.normal(0, 0.05, (3000, 48))).astype(np.float32)  # brightness, then detail
+    T[2345] = T[77] + 0.005
+    T[1000] = T[999] - 0.01
+    d = np.sqrt(np.maximum((np.sum(T * T, 1)[:, None] + np.sum(T * T, 1)[None, :] - 2.0 * T @ T.T) / 48, 0))
+    expected = [(int(i), int(j)) for i, j in zip(*np.nonzero(d < 0.02)) if i < j]
+    assert [(i, j) for i, j, _ in audit.near_pairs(T, 0.02)] == expected == [(77, 2345), (999, 1000)]
 
 
 def test_exact_copies_are_grouped_with_leaks_and_conflicting_labels():
