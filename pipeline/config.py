@@ -219,8 +219,8 @@ class _Refused(yaml.YAMLError):
 
 class _ConfigLoader(yaml.SafeLoader):
     """yaml.safe_load's loader, refusing aliases (a 600-byte alias bomb expands to gigabytes), duplicate
-    keys (YAML lets the last one win: a repeated train: section would silently drop the first) and tags
-    (!!python/object and the like) in words that say so."""
+    keys (YAML lets the last one win: a repeated train: section would silently drop the first) and tags other
+    than YAML's standard ones (!!python/object, !custom) in words that say so."""
 
     depth = 0
 

@@ -15,7 +15,7 @@ import numpy as np
 from pipeline import PipelineError
 from pipeline.features import scaled_block
 from pipeline.model import sigmoid
-from pipeline.solvers import block_product, descend, largest_eigenvalue
+from pipeline.solvers import block_product, cost_curvature, descend
 from pipeline.streaming import block_size, read_size
 
 try:
@@ -88,7 +88,12 @@ def connect(scheduler):
     """A Client of the scheduler at address `scheduler`, or of a new local cluster of worker processes when it
     is empty."""
     if not scheduler:
-        return Client(LocalCluster(processes=True, threads_per_worker=1, dashboard_address=":0"))
+        cluster = LocalCluster(processes=True, threads_per_worker=1, dashboard_address=":0")
+        try:
+            return Client(cluster)
+        except BaseException:
+            cluster.close()
+            raise
     try:
         return Client(scheduler, timeout=CONNECT_SECONDS)
     except (OSError, ValueError, TypeError) as e:
@@ -104,9 +109,11 @@ def session(chunks, Y, train_config, weights=None):
         yield Session(client, chunks, Y, train_config.chunk_size, weights)
     finally:
         cluster = client.cluster
-        client.close()
-        if cluster is not None:
-            cluster.close()
+        try:
+            client.close()
+        finally:
+            if cluster is not None:
+                cluster.close()
 
 
 class Session:
@@ -121,10 +128,9 @@ class Session:
         self.x = client.persist(images_array(chunks.x, rows))
         self.y, self.s = column(Y), None if weights is None else column(weights)
 
-    def _sum(self, function, vector, *args):
+    def _sum(self, width, function, vector, *args):
         """Sum over the chunks of function(x, y, s, vector, *args), each a (1, width) row: a tree sum on the
         workers; vector is sent once, not with every task."""
-        width = self.chunks.shape[0] + (2 if function is chunk_sums else 1)
         parts = da.map_blocks(function, self.x, self.y, self.s, dask.delayed(vector), *args, dtype=np.float64,
                               chunks=((1,) * self.x.numblocks[0], (width,)))
         return self.client.compute(parts.sum(axis=0)).result()
@@ -132,8 +138,8 @@ class Session:
     def curvature(self, l2):
         """L of the cost (solvers.curvature), each product of the power iteration summed on the workers."""
         n_x, m = self.chunks.shape
-        product = lambda v: self._sum(chunk_product, v, self.chunks.scaler, self.chunks.dtype)[:, None]
-        return largest_eigenvalue(product, n_x + 1) / (4 * m) + l2 / m
+        product = lambda v: self._sum(n_x + 1, chunk_product, v, self.chunks.scaler, self.chunks.dtype)[:, None]
+        return cost_curvature(product, n_x, m, l2)
 
     def fit(self, train_config, on_cost=None, on_step=None, monitor=None):
         """Gradient descent on w as solvers.primal does it; monitor(i, w, b) as in primal (early stopping).
@@ -141,7 +147,7 @@ class Session:
         (n_x, m), dtype, l2 = self.chunks.shape, self.chunks.dtype, train_config.l2
 
         def gradient(p):
-            total = self._sum(chunk_sums, p["w"], p["b"], self.chunks.scaler, dtype)  # (n_x + 2,)
+            total = self._sum(n_x + 2, chunk_sums, p["w"], p["b"], self.chunks.scaler, dtype)  # (n_x + 2,)
             dw, db, cost = total[:n_x, None] / m, total[n_x] / m, total[n_x + 1] / m
             if l2:
                 cost += l2 / (2 * m) * float(np.vdot(p["w"], p["w"]))

@@ -64,7 +64,7 @@ def png_bytes(image):
     and compressed at zlib's fastest level. Pillow's encoder tries five filters on every row: this is 2-3 times
     faster on charts and enlarged images (1.2 times on a large photo grid), for files within a few percent of
     the size. Other modes go through Pillow."""
-    if image.mode != "RGB":
+    if image.mode != "RGB" or 0 in image.size or image.width * image.height > 1 << 28:  # IDAT under 2 GiB
         buf = io.BytesIO()
         image.save(buf, format="PNG", compress_level=1)  # zlib's fastest: half the time of the default 6
         return buf.getvalue()

@@ -38,9 +38,11 @@ DRAFT_MARGIN = 1  # decode a JPEG down to the target size itself: 2x buys no acc
 # what a folder is searched for: the photo and web formats Pillow reads (a file named directly may be anything)
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".apng", ".gif", ".bmp", ".dib", ".webp", ".tif",
                   ".tiff", ".ppm", ".pgm", ".pbm", ".pnm", ".tga", ".ico", ".qoi", ".avif", ".mpo")
-# the photo and web formats, by Pillow's names, that are ever opened (MPO and APNG open as JPEG and PNG)
-FORMATS = ("JPEG", "PNG", "GIF", "BMP", "DIB", "WEBP", "TIFF", "PPM", "ICO", "TGA", "QOI", "AVIF")
-PLUGINS = ("Jpeg", "Png", "Gif", "Bmp", "WebP", "Tiff", "Ppm", "Ico", "Tga", "Qoi", "Avif")  # the modules of FORMATS
+# the photo and web formats that are ever opened, by Pillow's names (MPO and APNG open as JPEG and PNG), each
+# with the PIL.<name>ImagePlugin module that reads it
+PLUGINS = {"JPEG": "Jpeg", "PNG": "Png", "GIF": "Gif", "BMP": "Bmp", "DIB": "Bmp", "WEBP": "WebP", "TIFF": "Tiff",
+           "PPM": "Ppm", "ICO": "Ico", "TGA": "Tga", "QOI": "Qoi", "AVIF": "Avif"}
+FORMATS = tuple(PLUGINS)
 # what Pillow's decoders raise on malformed files, besides OSError for truncated data
 DECODE_ERRORS = (OSError, ValueError, SyntaxError, EOFError, struct.error, IndexError, TypeError, zlib.error)
 
@@ -123,7 +125,7 @@ def _open(path, data=None):
 def readable_formats():
     """FORMATS that this Pillow can read, their plugins imported (Image.init() would import all of Pillow's
     plugins: 35-60 ms, paid again by every prepare worker that had to do it)."""
-    for name in PLUGINS:
+    for name in dict.fromkeys(PLUGINS.values()):
         try:
             importlib.import_module(f"PIL.{name}ImagePlugin")
         except ImportError:  # a Pillow without it (AVIF is new in 11.3)

@@ -6,6 +6,7 @@ The whole folder is built under a temporary name and swapped in when complete. I
 the settings or the source files (names, sizes, mtimes) changed, which the fingerprint in
 prepare_report.json records.
 """
+import errno
 import functools
 import hashlib
 import io
@@ -13,6 +14,7 @@ import json
 import mmap
 import multiprocessing
 import os
+import stat
 import sys
 from pathlib import Path
 
@@ -200,8 +202,8 @@ def decode(path, options):
     """One file and options (size (h, w), fit, resample, min_size) -> (pixels (h, w, 3) uint8 or None,
     reason it was skipped or None, sha256 of the file, the audit's fingerprint of the pixels or None)."""
     size, fit, resample, min_size = options
-    try:  # read once: the bytes hashed are the bytes decoded (a larger file is hashed and decoded as a stream)
-        data = Path(path).read_bytes() if os.stat(path).st_size <= READ_WHOLE_BYTES else None
+    try:
+        data = read_small(path)
         digest = hashlib.sha256(data).hexdigest() if data is not None else sha256_file(path)
     except OSError as e:
         return None, f"unreadable ({e.strerror})", "", None
@@ -218,6 +220,17 @@ def decode(path, options):
     except PipelineError as e:
         return None, str(e).removeprefix(f"{path}: "), digest, None
     return pixels, None, digest, fingerprint(pixels)
+
+
+def read_small(path):
+    """The content of the file at path if it is at most READ_WHOLE_BYTES, else None (it is hashed and decoded
+    as a stream). Read once, the bytes hashed are the bytes decoded; the read is bounded even for a file that
+    grew since it was listed, and a file that became a pipe is refused rather than waited on."""
+    with open(os.open(path, os.O_RDONLY | os.O_NONBLOCK), "rb") as f:
+        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file")
+        data = f.read(READ_WHOLE_BYTES + 1)
+    return data if len(data) <= READ_WHOLE_BYTES else None
 
 
 def read_report(folder):

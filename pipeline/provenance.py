@@ -27,10 +27,11 @@ def git_state(folder=CODE_DIR):
     """(commit, dirty) of the git checkout holding folder, or (None, None) without git, a checkout or a commit.
 
     One git process (a short run spends more time starting processes than in them): `status --branch` in
-    porcelain v2 gives the commit as its `# branch.oid` line and every changed or untracked file after it."""
+    porcelain v2 gives the commit as its `# branch.oid` line and every changed or untracked file after it;
+    --no-optional-locks: recording provenance never rewrites the checkout's index."""
     try:
-        status = subprocess.run(["git", "-C", str(folder), "status", "--porcelain=v2", "--branch"],
-                                capture_output=True, text=True, timeout=30)
+        status = subprocess.run(["git", "--no-optional-locks", "-C", str(folder), "status", "--porcelain=v2",
+                                 "--branch"], capture_output=True, text=True, timeout=30)
     except (OSError, subprocess.SubprocessError):
         return None, None
     lines = status.stdout.splitlines()

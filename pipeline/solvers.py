@@ -81,6 +81,11 @@ def curvature(blocks, n_x, m, l2=0.0, weights=None, iterations=50, rtol=1e-6):
             Hv += block_product(Xb, v, None if weights is None else weights[:, cols].T)
         return Hv
 
+    return cost_curvature(product, n_x, m, l2, iterations, rtol)
+
+
+def cost_curvature(product, n_x, m, l2=0.0, iterations=50, rtol=1e-6):
+    """L from product(v) = X1 S X1.T v for v (n_x + 1, 1): lambda_max by power iteration, over 4m, plus l2/m."""
     return largest_eigenvalue(product, n_x + 1, iterations, rtol) / (4 * m) + l2 / m
 
 

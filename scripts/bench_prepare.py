@@ -85,6 +85,7 @@ def loader_alone(files, workers):
         p.start()
     for p in processes:
         p.join()
+    assert all(p.exitcode == 0 for p in processes), "a loader process failed"
 
 
 def run_prepare(folder, workers=None):

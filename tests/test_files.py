@@ -80,6 +80,15 @@ def test_png_bytes_encodes_rgb_itself_and_pillow_reads_back_every_pixel():
     rows = zlib.decompress(data[41:41 + int.from_bytes(data[33:37], "big")])
     assert rows[::1 + 3 * enlarged.shape[1]] == bytes([2]) * enlarged.shape[0]
     assert len(data) < 1.5 * len(png_bytes(Image.fromarray(photo, "RGB")))
+    at, kinds = 8, []  # every chunk's CRC-32 (Pillow does not check IDAT's)
+    while at < len(data):
+        size, kind = int.from_bytes(data[at:at + 4], "big"), data[at + 4:at + 8]
+        assert data[at + 8 + size:at + 12 + size] == zlib.crc32(data[at + 4:at + 8 + size]).to_bytes(4, "big"), kind
+        at, kinds = at + 12 + size, kinds + [kind]
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and kinds == [b"IHDR", b"IDAT", b"IEND"]
+    for empty in ((0, 5), (5, 0)):  # no rows or no columns: Pillow's refusal, not a broken file
+        with pytest.raises(ValueError, match="cannot write empty image"):
+            png_bytes(Image.new("RGB", empty))
     grey = Image.fromarray(photo[..., 0], "L")  # other modes: Pillow's encoder
     with Image.open(io.BytesIO(png_bytes(grey))) as image:
         assert image.mode == "L" and np.array_equal(np.asarray(image), photo[..., 0])

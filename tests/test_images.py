@@ -178,8 +178,10 @@ NOT_FILES = ("missing.jpg", "album.jpg", "pipe.jpg")
                          ids=[b[0] for b in BAD_FILES if b[0] not in NOT_FILES])
 def test_bad_content_already_read_is_refused_in_the_same_words(tmp_path, name, make, message):
     path = make(tmp_path / name)  # prepare reads a file once, hashes the bytes and decodes the same bytes
+    data = path.read_bytes()
+    path.unlink()  # so the bytes given are all there is to decode
     with pytest.raises(PipelineError) as caught:
-        load_image(path, (64, 64), data=path.read_bytes())
+        load_image(path, (64, 64), data=data)
     assert str(caught.value).startswith(str(tmp_path / message))
 
 
@@ -189,12 +191,14 @@ def test_content_already_read_gives_the_same_pixels_as_the_file(tmp_path):
     exif = Image.Exif()
     exif[0x0112] = 6  # stored sideways
     path = save(image, tmp_path / "photo.jpg", quality=90, exif=exif)
-    assert np.array_equal(load_image(path, (64, 64), data=path.read_bytes()), load_image(path, (64, 64)))
+    from_file, data = load_image(path, (64, 64)), path.read_bytes()
+    path.unlink()  # so the bytes given are all there is to decode
+    assert np.array_equal(load_image(path, (64, 64), data=data), from_file)
 
 
 def test_only_the_allowed_formats_plugins_are_imported():
-    # an EPS file named .jpg cannot reach Ghostscript when its plugin is not even loaded; fewer imports also
-    # start a prepare worker faster
+    # on the way to a decoded image only the allowed formats' plugins are loaded (Image.open's formats= is what
+    # keeps an EPS named .jpg from Ghostscript); fewer imports also start a prepare worker faster
     code = ("import sys; from pipeline.images import readable_formats, FORMATS; formats = readable_formats(); "
             "assert set(formats) >= set(FORMATS) - {'AVIF'}, formats; "
             "loaded = sorted(m for m in sys.modules if m.startswith('PIL.') and m.endswith('ImagePlugin')); "

@@ -74,13 +74,29 @@ def test_worker_processes_give_the_same_files_as_one_process(tmp_path, folder, m
 
 def test_a_file_over_the_read_limit_is_hashed_and_decoded_as_a_stream_to_the_same_result(tmp_path, folder,
                                                                                          monkeypatch):
-    out, _, _ = run(tmp_path)  # every file read once into memory: hashed and decoded from the same bytes
+    def no_second_read(path):
+        raise AssertionError(f"{path} read again to be hashed")
+
+    with monkeypatch.context() as patch:  # every file read once into memory: hashed and decoded from its bytes
+        patch.setattr("pipeline.prepare.sha256_file", no_second_read)
+        out, _, _ = run(tmp_path)
     whole = read(out / "train.h5", "train")
     monkeypatch.setattr("pipeline.prepare.READ_WHOLE_BYTES", 0)  # every file is "large": streamed twice
     out, _, _ = run(tmp_path, name="streamed")
     streamed = read(out / "train.h5", "train")
     for key in ("x", "source", "sha256"):
         np.testing.assert_array_equal(whole[key], streamed[key])
+
+
+def test_read_small_is_bounded_and_never_waits_on_a_pipe(tmp_path, monkeypatch):
+    from pipeline.prepare import read_small
+    (tmp_path / "photo.jpg").write_bytes(b"x" * 100)
+    assert read_small(tmp_path / "photo.jpg") == b"x" * 100
+    monkeypatch.setattr("pipeline.prepare.READ_WHOLE_BYTES", 99)  # over the limit: left to be streamed
+    assert read_small(tmp_path / "photo.jpg") is None
+    os.mkfifo(tmp_path / "pipe.jpg")  # a file replaced by a pipe after the scan: an open for reading would block
+    with pytest.raises(OSError, match="not a regular file"):
+        read_small(tmp_path / "pipe.jpg")
 
 
 def test_a_validation_fraction_writes_val_h5_and_a_test_root_replaces_the_split(tmp_path, folder):
