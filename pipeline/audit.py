@@ -13,7 +13,7 @@ from PIL import Image
 
 THUMB = 16  # thumbnail side for the near-duplicate distance
 BLOCK = 1024  # rows of the pairwise distance matrix computed at a time ...
-BLOCK_COLUMNS = 8192  # ... against this many columns: 32 MiB of float32 distances, whatever the number of images
+BLOCK_COLUMNS = 4096  # ... against this many columns: 16 MiB of float32 distances, whatever the number of images
 LISTED = 1000  # at most this many groups or pairs are listed (all are counted)
 
 
@@ -49,13 +49,31 @@ def audit_fingerprints(splits, classes, near_distance=0.02):
         groups[d].append(k)
     exact = [_describe(group, names, labels) for group in groups.values() if len(group) > 1]
     firsts = [group[0] for group in groups.values()]  # one image per exact group: near pairs are new pairs
-    pairs = near_pairs(np.stack([thumbs[k] for k in firsts]), near_distance) if firsts else []
-    near = [{**_describe([firsts[i], firsts[j]], names, labels), "distance": round(dist, 6)} for i, j, dist in pairs]
+    split_of = _codes([names[k].split(":", 1)[0] for k in firsts])  # (f,) of the firsts
+    label_of = _codes([labels[k] for k in firsts])
+    # counted block by block; only the LISTED first pairs are kept: thousands of look-alike images make millions
+    near, kept = {"pairs": 0, "leaks": 0, "label_conflicts": 0}, np.zeros((3, 0))  # kept: rows i, j, distance
+    for i, j, d in _near_blocks(np.stack([thumbs[k] for k in firsts]), near_distance) if firsts else ():
+        near["pairs"] += len(i)
+        near["leaks"] += int(np.count_nonzero(split_of[i] != split_of[j]))
+        near["label_conflicts"] += int(np.count_nonzero(label_of[i] != label_of[j]))
+        if len(i) > LISTED:  # only this block's first LISTED by (i, j) can be among the first LISTED of all
+            few = np.argpartition(i * len(firsts) + j, LISTED - 1)[:LISTED]
+            i, j, d = i[few], j[few], d[few]
+        kept = np.concatenate([kept, [i, j, d]], axis=1)
+        kept = kept[:, np.lexsort(kept[1::-1])[:LISTED]]
+    near["listed"] = [{**_describe([firsts[int(i)], firsts[int(j)]], names, labels), "distance": round(float(d), 6)}
+                      for i, j, d in kept.T]
     return {"near_distance": near_distance, "balance": balance,
             "exact_duplicates": {"groups": len(exact), "leaks": sum(g["leak"] for g in exact),
                                  "label_conflicts": sum(g["label_conflict"] for g in exact), "listed": exact[:LISTED]},
-            "near_duplicates": {"pairs": len(near), "leaks": sum(p["leak"] for p in near),
-                                "label_conflicts": sum(p["label_conflict"] for p in near), "listed": near[:LISTED]}}
+            "near_duplicates": near}
+
+
+def _codes(values):
+    """values as an int array, equal values equal codes."""
+    codes = {}
+    return np.array([codes.setdefault(v, len(codes)) for v in values], dtype=np.int64)
 
 
 def _describe(group, names, labels):
@@ -72,7 +90,12 @@ def thumbnail(pixels):
 
 def near_pairs(T, threshold):
     """Pairs (i, j, distance) with i < j whose rows of T (m, n) are closer than threshold in RMS difference,
-    sorted.
+    sorted."""
+    return sorted((int(i), int(j), float(d)) for block in _near_blocks(T, threshold) for i, j, d in zip(*block))
+
+
+def _near_blocks(T, threshold):
+    """The pairs of near_pairs, as arrays (i, j, distance) of a block of rows at a time, in no particular order.
 
     Two rows that close have means closer than threshold too (|mean(a - c)| <= rms(a - c)), so the rows are
     taken in the order of their means and each block of BLOCK rows is compared only with the rows after it whose
@@ -85,7 +108,6 @@ def near_pairs(T, threshold):
     T, means = T[order], means[order]
     sq = np.einsum("ij,ij->i", T, T)  # (m,) squared norms
     reach = threshold * (1 + 1e-3) + 1e-6  # a margin for rounding in the means and in the distances below
-    pairs = []
     for start in range(0, m, BLOCK):
         stop = min(start + BLOCK, m)
         end = int(np.searchsorted(means, means[stop - 1] + reach, side="right"))  # no row past end is near
@@ -94,11 +116,10 @@ def near_pairs(T, threshold):
             # |a - c|^2 = |a|^2 + |c|^2 - 2 a.c, for this block of rows against the columns first..last
             d2 = (sq[start:stop, None] + sq[None, first:last] - 2.0 * T[start:stop] @ T[first:last].T) / n
             d = np.sqrt(np.maximum(d2, 0.0))
-            for r, c in zip(*np.nonzero(d < threshold)):
-                if start + r < first + c:
-                    i, j = sorted((int(order[start + r]), int(order[first + c])))
-                    pairs.append((i, j, float(d[r, c])))
-    return sorted(pairs)
+            r, c = np.nonzero(d < threshold)
+            after = start + r < first + c  # each pair once
+            a, b = order[start + r[after]], order[first + c[after]]
+            yield np.minimum(a, b), np.maximum(a, b), d[r[after], c[after]]
 
 
 def summary(result, shown=10):

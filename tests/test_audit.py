@@ -48,3 +48,22 @@ def test_exact_copies_are_grouped_with_leaks_and_conflicting_labels():
     assert groups == {("train:0", "test:0"): (True, False), ("train:1", "test:1"): (True, True)}
     assert result["near_duplicates"]["pairs"] == 0
     assert result["balance"]["train"] == {"non-cat": 2, "cat": 2, "positive_fraction": 0.5}
+
+
+def test_many_look_alike_images_are_counted_without_holding_every_pair(monkeypatch):
+    # 300 near-identical thumbnails make 44,850 near pairs: all are counted, the first LISTED listed
+    monkeypatch.setattr(audit, "LISTED", 5)
+    monkeypatch.setattr(audit, "BLOCK", 64)  # pairs found in many blocks, listed in (i, j) order all the same
+    rng = np.random.default_rng(3)
+    base = rng.random(768).astype(np.float32)
+    prints = [(f"sha{k}", base + rng.normal(0, 0.001, 768).astype(np.float32)) for k in range(300)]
+    y = (np.arange(300) % 2)[None, :]  # alternate labels: every pair of neighbours conflicts
+    result = audit.audit_fingerprints({"train": (y[:, :200], None, prints[:200]),
+                                       "test": (y[:, 200:], None, prints[200:])}, ("non-cat", "cat"))
+    near = result["near_duplicates"]
+    assert near["pairs"] == 300 * 299 // 2
+    assert near["leaks"] == 200 * 100  # a train image with a test image
+    labels = y[0]
+    assert near["label_conflicts"] == sum(labels[i] != labels[j] for i in range(300) for j in range(i + 1, 300))
+    assert [p["examples"] for p in near["listed"]] == [["train:0", f"train:{j}"] for j in range(1, 6)]
+    assert all(p["label_conflict"] == (j % 2 == 1) for j, p in enumerate(near["listed"], start=1))
