@@ -103,6 +103,20 @@ def test_base_config_is_extended_key_by_key(tmp_path):
     assert config.evaluate.enlarge == 3 and config.train.print_every == Config().train.print_every
 
 
+def test_base_can_name_a_packaged_config_as_config_does(tmp_path):
+    """A config outside the repo extends a packaged one by its bare name; a file of that name beside the
+    config comes first."""
+    work = tmp_path / "elsewhere"
+    work.mkdir()
+    (work / "c.yaml").write_text("base: folder_example\ndata:\n  root: my-photos\n")
+    packaged = load_config(ROOT / "configs" / "folder_example.yaml")
+    config = load_config(work / "c.yaml")
+    assert config.data.root == "my-photos" and config.train == packaged.train
+    assert config.data.val_fraction == packaged.data.val_fraction == 0.2
+    (work / "folder_example").write_text("train:\n  num_iterations: 7\n")
+    assert load_config(work / "c.yaml").train.num_iterations == 7
+
+
 def test_the_lr_sweep_config_extends_the_default_one():
     from pipeline.config import load_experiment
 
@@ -114,7 +128,9 @@ def test_the_lr_sweep_config_extends_the_default_one():
 @pytest.mark.parametrize("files, message", [
     ({"c.yaml": "base: c.yaml\n"}, r"c.yaml: base c.yaml makes a cycle: .*c.yaml -> .*c.yaml"),
     ({"c.yaml": "base: b.yaml\n", "b.yaml": "base: c.yaml\n"}, r"b.yaml: base c.yaml makes a cycle: .*c.yaml -> .*b.yaml -> .*c.yaml"),
-    ({"c.yaml": "base: nope.yaml\n"}, r"c.yaml: base nope.yaml: no such config file"),
+    ({"c.yaml": "base: nope.yaml\n"}, r"c.yaml: base nope.yaml: no such config file \(.*nope.yaml\)$"),
+    ({"c.yaml": "base: nope\n"}, r"c.yaml: base nope: no such config file \(.*nope\), nor a packaged config "
+                                 r"\(default, folder_example, folder_sweep, lr_sweep\)$"),
     ({"c.yaml": "base: [a, b]\n"}, r"c.yaml: base must be the path of another config file, got \['a', 'b'\]"),
     ({"c.yaml": "base: b.yaml\n", "b.yaml": "train:\n  rate: 1\n"}, r"b.yaml: unknown key 'train.rate'"),
 ])
