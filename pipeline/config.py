@@ -1,7 +1,8 @@
 """The YAML config: one section per stage, loaded into dataclasses that refuse what they don't know.
 
 Every key has a default (the lesson's run), a type and a range; `--set section.key=value` overrides a key
-with a YAML scalar. Errors name the file and the dotted key.
+with a YAML scalar (a text key: the text, when YAML reads it as something else). Errors name the file and the
+dotted key.
 """
 import dataclasses
 import math
@@ -388,6 +389,8 @@ def _apply_override(raw, override):
     except yaml.YAMLError:
         value = text  # not a YAML scalar: keep the text, type checking will judge it
     field_ = next(f for f in dataclasses.fields(SECTIONS[section]) if f.name == name)
+    if field_.type is str and not isinstance(value, str):
+        value = text.strip()  # a str key takes the text: data.name=2024 is the name '2024', a: b is no mapping
     if not isinstance(raw.get(section), dict):
         raw[section] = {}
     raw[section][name] = _checked(field_, key.strip(), value, where)

@@ -3,7 +3,7 @@ import pytest
 
 from pipeline import PipelineError
 from pipeline.config import Config, dump_config, from_dict, load_config
-from tests.conftest import ROOT
+from tests.conftest import ROOT, run_cli
 
 DEFAULT = "configs/default.yaml"
 
@@ -148,6 +148,40 @@ def test_scientific_notation_is_a_number_in_files_and_overrides(tmp_path):
     assert load_config_text(tmp_path, "", ["train.learning_rate=1E-4"]).train.learning_rate == 0.0001
     with pytest.raises(PipelineError, match=r"train.num_iterations must be a whole number, got '1e3'"):
         load_config_text(tmp_path, "train:\n  num_iterations: 1e3\n")
+
+
+@pytest.mark.parametrize("override, key, value", [
+    ("data.name=2024", "name", "2024"),  # YAML reads a number
+    ("data.positive=yes", "positive", "yes"),  # YAML 1.1 reads a bool
+    ("data.negative=null", "negative", "null"),
+    ("train.scheduler=garbage!!::", "scheduler", "garbage!!::"),  # YAML reads a mapping
+    ("data.root=[photos]", "root", "[photos]"),  # YAML reads a list
+    ("data.name= 'a b' ", "name", "a b"),  # a YAML string is still unquoted
+])
+def test_a_str_key_given_by_set_takes_the_text_when_yaml_reads_something_else(tmp_path, override, key, value):
+    config = load_config_text(tmp_path, "", [override])
+    assert getattr(getattr(config, override.split(".")[0]), key) == value
+
+
+@pytest.mark.parametrize("override, message", [
+    ("data.name=[a/b]", r"^--set data.name=\[a/b\]: data.name must be a plain folder name, got '\[a/b\]'$"),
+    ("train.solver={gram: 1}", r"^--set train.solver={gram: 1}: train.solver must be one of auto, primal, gram, "
+                               r"got '{gram: 1}'$"),
+    ("train.num_iterations=[1]", r"^--set train.num_iterations=\[1\]: train.num_iterations must be a whole number, "
+                                 r"got \[1\]$"),
+])
+def test_a_text_that_is_refused_is_still_refused(tmp_path, override, message):
+    with pytest.raises(PipelineError, match=message):
+        load_config_text(tmp_path, "", [override])
+
+
+def test_set_data_name_2024_names_the_prepared_folder_2024(tmp_path):
+    from tests.imagefolders import make_folder, write_config
+
+    make_folder(tmp_path / "photos")
+    write_config(tmp_path / "c.yaml", "photos")
+    run_cli("prepare", "--config", "c.yaml", "--workers", "1", "--set", "data.name=2024", cwd=tmp_path, check=0)
+    assert (tmp_path / "data" / "processed" / "2024" / "train.h5").is_file()
 
 
 def test_a_bad_override_value_names_the_override_not_the_file(tmp_path):
