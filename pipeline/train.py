@@ -224,7 +224,7 @@ def train(config, train_set, test_set, name, run_dir=None, on_cost=None, on_step
                                f"data; the stability limit 2/L is {2 / L:.2g})") from None
         if config.train.early_stopping:
             w, b = monitor.w, monitor.b
-            if monitor.best_iteration == 0:  # the zeros it started from: worse than nothing, and silent otherwise
+            if monitor.best_iteration == 0:  # the zeros it started from: the run would look normal otherwise
                 log and log(UNTRAINED)
         threshold = config.evaluate.threshold
         model = Model(w=w, b=b, image_shape=train_set.x.shape[1:], scaler=scaler, classes=train_set.classes,
