@@ -1,7 +1,8 @@
 """The YAML config: one section per stage, loaded into dataclasses that refuse what they don't know.
 
 Every key has a default (the lesson's run), a type and a range; `--set section.key=value` overrides a key
-with a YAML scalar. Errors name the file and the dotted key.
+with a YAML scalar (a text key: the text, when YAML reads it as something else). Errors name the file and the
+dotted key.
 """
 import dataclasses
 import math
@@ -154,13 +155,12 @@ def find_config(name):
     """The config file that name means: a path as given, or a bare name (`default`, `lr_sweep`) of a config
     shipped with the package, so that the commands work from any folder."""
     path = Path(name)
-    if path.is_file() or path.suffix in (".yaml", ".yml") or len(path.parts) != 1:
+    if path.is_file() or not _bare(name):
         return path
     packaged = PACKAGED / f"{name}.yaml"
     if packaged.is_file():
         return packaged
-    names = ", ".join(sorted(p.stem for p in PACKAGED.glob("*.yaml")))
-    raise PipelineError(f"{name}: config file not found (a path, or one of the packaged configs: {names})")
+    raise PipelineError(f"{name}: config file not found (a path, or one of the packaged configs: {_packaged_names()})")
 
 
 def load_config(path, overrides=()):
@@ -177,8 +177,8 @@ def load_config(path, overrides=()):
 def load_experiment(path, overrides=()):
     """(Config, sweep) from the YAML file at path; sweep is its raw `sweep:` block ({} without one).
 
-    `base: other.yaml` (relative to the file) names a config to start from: its sections are merged key by
-    key, this file's values winning. Chains are followed, cycles refused.
+    `base: other.yaml` (relative to the file, else a packaged config's name) names a config to start from:
+    its sections are merged key by key, this file's values winning. Chains are followed, cycles refused.
     """
     raw = _read_with_base(find_config(path))
     sweep = raw.pop("sweep", None) or {}  # checked by pipeline.sweep.grid
@@ -194,18 +194,35 @@ def _read_with_base(path, chain=()):
         return raw
     if not isinstance(base, str) or not base or len(base) > 4096:
         raise PipelineError(f"{path}: base must be the path of another config file, got {quote(base)}")
-    base_path = path.parent / base
+    base_path = _base_path(path, base)
     chain = chain + (path,)
     if any(base_path.resolve() == p.resolve() for p in chain):
         raise PipelineError(f"{path}: base {base} makes a cycle: {' -> '.join(map(str, chain + (base_path,)))}")
     if not base_path.exists():
-        raise PipelineError(f"{path}: base {base}: no such config file ({base_path})")
+        packaged = f", nor a packaged config ({_packaged_names()})" if _bare(base) else ""
+        raise PipelineError(f"{path}: base {base}: no such config file ({base_path}){packaged}")
     merged = _read_with_base(base_path, chain)
     from_dict({k: v for k, v in merged.items() if k != "sweep"}, str(base_path))  # name the file at fault
     for key, value in raw.items():
         both = isinstance(value, dict) and isinstance(merged.get(key), dict)
         merged[key] = {**merged[key], **value} if both else value
     return merged
+
+
+def _base_path(path, base):
+    """The file that `base: base` in the config file at path names: a path relative to that file, else a
+    packaged config's bare name (as --config takes it: `base: folder_example`)."""
+    relative, packaged = path.parent / base, PACKAGED / f"{base}.yaml"
+    return packaged if _bare(base) and not relative.exists() and packaged.is_file() else relative
+
+
+def _bare(name):
+    """Whether name can be a packaged config's name: no folder, no .yaml."""
+    return Path(name).suffix not in (".yaml", ".yml") and len(Path(name).parts) == 1
+
+
+def _packaged_names():
+    return ", ".join(sorted(p.stem for p in PACKAGED.glob("*.yaml")))
 
 
 CONFIG_MAX_BYTES = 1 << 20  # a config is a page of text: anything bigger is a mistake or an attack
@@ -372,6 +389,8 @@ def _apply_override(raw, override):
     except yaml.YAMLError:
         value = text  # not a YAML scalar: keep the text, type checking will judge it
     field_ = next(f for f in dataclasses.fields(SECTIONS[section]) if f.name == name)
+    if field_.type is str and not isinstance(value, str):
+        value = text.strip()  # a str key takes the text: data.name=2024 is the name '2024', a: b is no mapping
     if not isinstance(raw.get(section), dict):
         raw[section] = {}
     raw[section][name] = _checked(field_, key.strip(), value, where)

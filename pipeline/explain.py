@@ -42,9 +42,9 @@ def top_cells(c, model, size=CELL, k=TOP_CELLS):
     h, w = c.shape
     sums = np.add.reduceat(np.add.reduceat(c, range(0, h, size), axis=0), range(0, w, size), axis=1)
     order = np.argsort(-np.abs(sums), axis=None, kind="stable")[:k]  # (rows, cols) flattened
-    return [{"top": int(r * size), "left": int(col * size), "height": min(size, h - r * size),
-             "width": min(size, w - col * size), "contribution": float(sums[r, col]),
-             "towards": model.classes[int(sums[r, col] > 0)]}
+    return [{"top": int(r * size), "left": int(col * size), "height": int(min(size, h - r * size)),
+             "width": int(min(size, w - col * size)), "contribution": float(sums[r, col]),
+             "towards": model.classes[int(sums[r, col] > 0)] if sums[r, col] else None}  # 0: neither class
             for r, col in zip(*np.unravel_index(order, sums.shape))]
 
 

@@ -158,6 +158,8 @@ def _sniff(path, data=None):
         text = head.decode("utf-8").lstrip().lower()
     except UnicodeDecodeError:
         return "not an image (unknown format)"
+    if "\0" in text:  # NUL is valid UTF-8 but never in text: e.g. a file of zeros (a sparse or unwritten file)
+        return "not an image (unknown format)"
     return f"not an image ({'an HTML page' if text.startswith(('<!doctype html', '<html')) else 'a text file'})"
 
 

@@ -82,7 +82,8 @@ def write_run_report(run_dir, splits=None, config=None, record=None, test_logits
               f"cost {page.number(costs[0])} to {page.number(costs[-1])}. "
               f"Train accuracy {page.percent(metrics['train']['accuracy'])}, "
               f"test accuracy {page.percent(metrics['test']['accuracy'])}: {fn} {model.classes[1]} images missed and "
-              f"{fp} {model.classes[0]} images taken for {model.classes[1]}, out of {tn + fp + fn + tp}.")
+              f"{fp} {model.classes[0]} images taken for {model.classes[1]}, out of {tn + fp + fn + tp}."
+              f"{_untrained(training)}")
     mistakes, confident = galleries(test_set, P, model, config.evaluate.enlarge)
     return _write(run_dir / "report.html", page.document(
         f"Run {run_dir.name}",
@@ -145,6 +146,13 @@ def _stopping(training):
         return ""
     stop = f"stopped at iteration {training['stopped_at']}, " if training.get("stopped_at") is not None else ""
     return f" ({stop}weights of iteration {training['best_iteration']}, the lowest validation cost)"
+
+
+def _untrained(training):
+    """The glance line's warning when early stopping kept the untrained starting point (iteration 0)."""
+    if training.get("best_iteration") != 0 or not training.get("early_stopping"):
+        return ""
+    return " Early stopping kept iteration 0: this model is the untrained starting point (p = 0.5 for every image)."
 
 
 def _metrics_table(metrics, auc_row):

@@ -60,8 +60,12 @@ def scan(root, data):
                 if path.name.startswith(".") or path.suffix.lower() not in IMAGE_SUFFIXES:
                     ignored.append(rel)
                     continue
-                st = path.stat()
-                entries.append(Entry(path, rel, label, st.st_size, st.st_mtime_ns))
+                try:
+                    st = path.stat()
+                    size, mtime_ns = st.st_size, st.st_mtime_ns
+                except OSError:  # a broken symlink: listed all the same, so that prepare names it as skipped
+                    size = mtime_ns = 0
+                entries.append(Entry(path, rel, label, size, mtime_ns))
                 found += 1
         if not found:
             raise PipelineError(f"{root / names[0]}: class folder holds no image files")
@@ -69,7 +73,9 @@ def scan(root, data):
 
 
 def _walk(folder):
-    """Every file under folder, following symlinks; a symlink back to a folder above is an error."""
+    """Every entry under folder that is not a folder, following symlinks (FIFOs, devices and broken links
+    too: prepare skips them, naming them, rather than leave them unmentioned); a symlink back to a folder
+    above is an error."""
     def visit(path, ancestors):
         real = os.path.realpath(path)
         if real in ancestors:
@@ -77,7 +83,7 @@ def _walk(folder):
         for child in sorted(os.scandir(path), key=lambda d: d.name):
             if child.is_dir():
                 yield from visit(child.path, ancestors | {real})
-            elif child.is_file():
+            else:
                 yield Path(child.path)
     yield from visit(folder, frozenset())
 

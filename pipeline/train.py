@@ -82,6 +82,12 @@ def step_size(curvature_of, train_config, log=None):
     return lr, L
 
 
+# what train says when early stopping keeps iteration 0 (w = 0, b = 0)
+UNTRAINED = ("warning: early stopping kept iteration 0, where the validation cost was lowest: the saved model is the "
+             "untrained starting point (p = 0.5 for every image); try a lower train.print_every (validation is "
+             "checked every print_every iterations), more images, or train.early_stopping: false")
+
+
 def class_weights(Y):
     """(1, m) weights of train.class_weight balanced: m / (2 * examples of the class), so both classes weigh
     the same in the cost and the weights average to 1."""
@@ -218,6 +224,8 @@ def train(config, train_set, test_set, name, run_dir=None, on_cost=None, on_step
                                f"data; the stability limit 2/L is {2 / L:.2g})") from None
         if config.train.early_stopping:
             w, b = monitor.w, monitor.b
+            if monitor.best_iteration == 0:  # the zeros it started from: the run would look normal otherwise
+                log and log(UNTRAINED)
         threshold = config.evaluate.threshold
         model = Model(w=w, b=b, image_shape=train_set.x.shape[1:], scaler=scaler, classes=train_set.classes,
                       threshold=0.5 if threshold == "auto" else threshold, fit=config.data.fit,

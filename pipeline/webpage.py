@@ -87,7 +87,8 @@ function show(result) {
   $("cells").replaceChildren(...result.top_cells.map((c) => {
     const li = document.createElement("li");
     li.textContent = `rows ${c.top}-${c.top + c.height - 1}, columns ${c.left}-${c.left + c.width - 1}: ` +
-                     `${c.contribution >= 0 ? "+" : ""}${c.contribution.toFixed(3)} (towards ${c.towards})`;
+                     `${c.contribution >= 0 ? "+" : ""}${c.contribution.toFixed(3)} ` +
+                     (c.towards === null ? "(neither class)" : `(towards ${c.towards})`);
     return li;
   }));
   $("result").hidden = false;

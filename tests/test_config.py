@@ -3,7 +3,7 @@ import pytest
 
 from pipeline import PipelineError
 from pipeline.config import Config, dump_config, from_dict, load_config
-from tests.conftest import ROOT
+from tests.conftest import ROOT, run_cli
 
 DEFAULT = "configs/default.yaml"
 
@@ -103,6 +103,20 @@ def test_base_config_is_extended_key_by_key(tmp_path):
     assert config.evaluate.enlarge == 3 and config.train.print_every == Config().train.print_every
 
 
+def test_base_can_name_a_packaged_config_as_config_does(tmp_path):
+    """A config outside the repo extends a packaged one by its bare name; a file of that name beside the
+    config comes first."""
+    work = tmp_path / "elsewhere"
+    work.mkdir()
+    (work / "c.yaml").write_text("base: folder_example\ndata:\n  root: my-photos\n")
+    packaged = load_config(ROOT / "configs" / "folder_example.yaml")
+    config = load_config(work / "c.yaml")
+    assert config.data.root == "my-photos" and config.train == packaged.train
+    assert config.data.val_fraction == packaged.data.val_fraction == 0.2
+    (work / "folder_example").write_text("train:\n  num_iterations: 7\n")
+    assert load_config(work / "c.yaml").train.num_iterations == 7
+
+
 def test_the_lr_sweep_config_extends_the_default_one():
     from pipeline.config import load_experiment
 
@@ -114,7 +128,9 @@ def test_the_lr_sweep_config_extends_the_default_one():
 @pytest.mark.parametrize("files, message", [
     ({"c.yaml": "base: c.yaml\n"}, r"c.yaml: base c.yaml makes a cycle: .*c.yaml -> .*c.yaml"),
     ({"c.yaml": "base: b.yaml\n", "b.yaml": "base: c.yaml\n"}, r"b.yaml: base c.yaml makes a cycle: .*c.yaml -> .*b.yaml -> .*c.yaml"),
-    ({"c.yaml": "base: nope.yaml\n"}, r"c.yaml: base nope.yaml: no such config file"),
+    ({"c.yaml": "base: nope.yaml\n"}, r"c.yaml: base nope.yaml: no such config file \(.*nope.yaml\)$"),
+    ({"c.yaml": "base: nope\n"}, r"c.yaml: base nope: no such config file \(.*nope\), nor a packaged config "
+                                 r"\(default, folder_example, folder_sweep, lr_sweep\)$"),
     ({"c.yaml": "base: [a, b]\n"}, r"c.yaml: base must be the path of another config file, got \['a', 'b'\]"),
     ({"c.yaml": "base: b.yaml\n", "b.yaml": "train:\n  rate: 1\n"}, r"b.yaml: unknown key 'train.rate'"),
 ])
@@ -132,6 +148,40 @@ def test_scientific_notation_is_a_number_in_files_and_overrides(tmp_path):
     assert load_config_text(tmp_path, "", ["train.learning_rate=1E-4"]).train.learning_rate == 0.0001
     with pytest.raises(PipelineError, match=r"train.num_iterations must be a whole number, got '1e3'"):
         load_config_text(tmp_path, "train:\n  num_iterations: 1e3\n")
+
+
+@pytest.mark.parametrize("override, key, value", [
+    ("data.name=2024", "name", "2024"),  # YAML reads a number
+    ("data.positive=yes", "positive", "yes"),  # YAML 1.1 reads a bool
+    ("data.negative=null", "negative", "null"),
+    ("train.scheduler=garbage!!::", "scheduler", "garbage!!::"),  # YAML reads a mapping
+    ("data.root=[photos]", "root", "[photos]"),  # YAML reads a list
+    ("data.name= 'a b' ", "name", "a b"),  # a YAML string is still unquoted
+])
+def test_a_str_key_given_by_set_takes_the_text_when_yaml_reads_something_else(tmp_path, override, key, value):
+    config = load_config_text(tmp_path, "", [override])
+    assert getattr(getattr(config, override.split(".")[0]), key) == value
+
+
+@pytest.mark.parametrize("override, message", [
+    ("data.name=[a/b]", r"^--set data.name=\[a/b\]: data.name must be a plain folder name, got '\[a/b\]'$"),
+    ("train.solver={gram: 1}", r"^--set train.solver={gram: 1}: train.solver must be one of auto, primal, gram, "
+                               r"got '{gram: 1}'$"),
+    ("train.num_iterations=[1]", r"^--set train.num_iterations=\[1\]: train.num_iterations must be a whole number, "
+                                 r"got \[1\]$"),
+])
+def test_a_text_that_is_refused_is_still_refused(tmp_path, override, message):
+    with pytest.raises(PipelineError, match=message):
+        load_config_text(tmp_path, "", [override])
+
+
+def test_set_data_name_2024_names_the_prepared_folder_2024(tmp_path):
+    from tests.imagefolders import make_folder, write_config
+
+    make_folder(tmp_path / "photos")
+    write_config(tmp_path / "c.yaml", "photos")
+    run_cli("prepare", "--config", "c.yaml", "--workers", "1", "--set", "data.name=2024", cwd=tmp_path, check=0)
+    assert (tmp_path / "data" / "processed" / "2024" / "train.h5").is_file()
 
 
 def test_a_bad_override_value_names_the_override_not_the_file(tmp_path):

@@ -143,3 +143,18 @@ def test_an_images_probability_is_the_same_bits_alone_in_a_batch_and_explained(c
     for i in range(len(x)):
         assert together[0, i] == classify(model, x[i:i + 1], model.threshold)[0][0, 0]
         assert together[0, i] == explain(model, x[i], model.threshold, f"#{i}")[0]["probability"]
+
+
+def test_a_region_that_contributes_nothing_pushes_towards_neither_class(tmp_path):
+    """Under divide255 a black region contributes exactly 0: its `towards` is null, not the first class."""
+    from tests.test_hostile_inputs import small_model
+
+    model = small_model(tmp_path / "m.npz")  # 4x4 images, w all +0.01: one cell
+    Image.new("RGB", (4, 4), "black").save(tmp_path / "black.png")
+    Image.new("RGB", (4, 4), "red").save(tmp_path / "red.png")
+    run_cli("predict", "--model", model, tmp_path / "black.png", tmp_path / "red.png", "--explain", tmp_path / "out",
+            check=0)
+    black, red = (json.loads(next((tmp_path / "out").glob(f"*_{name}.json")).read_text())["top_cells"]
+                  for name in ("black", "red"))
+    assert black == [{"top": 0, "left": 0, "height": 4, "width": 4, "contribution": 0.0, "towards": None}]
+    assert red[0]["contribution"] == pytest.approx(0.16) and red[0]["towards"] == "cat"

@@ -141,3 +141,20 @@ def test_audit_of_the_course_data_lists_exactly_its_train_test_copies(course_dir
     leaks = {tuple(g["examples"]) for g in audit["exact_duplicates"]["listed"] if g["leak"]}
     assert leaks == copies and audit["exact_duplicates"]["leaks"] == len(copies)
     assert audit["balance"]["train"]["cat"] == int(train.y.sum())
+
+
+def test_a_fifo_a_device_and_a_broken_link_are_skipped_by_name_and_refused_by_strict(tmp_path, photos):
+    """Entries of a class folder that are not regular files are not left out unmentioned: each is a skipped
+    file with its reason, and --strict refuses the first (nothing blocks on the pipe or reads /dev/zero)."""
+    os.mkfifo(photos / "cat" / "pipe.jpg")
+    (photos / "cat" / "zero.jpg").symlink_to("/dev/zero")
+    (photos / "non-cat" / "gone.jpg").symlink_to(tmp_path / "nowhere.jpg")
+    result = run_cli("prepare", "--config", "c.yaml", "--workers", "1", cwd=tmp_path, check=0)
+    report = json.loads((tmp_path / "data" / "processed" / "photos" / "prepare_report.json").read_text())
+    assert report["skipped"] == [{"file": "cat/pipe.jpg", "reason": "unreadable (not a regular file)"},
+                                 {"file": "cat/zero.jpg", "reason": "unreadable (not a regular file)"},
+                                 {"file": "non-cat/gone.jpg", "reason": "unreadable (No such file or directory)"}]
+    assert "skipped 3 files:\n  cat/pipe.jpg: unreadable (not a regular file)\n" in result.stdout
+    result = run_cli("prepare", "--config", "c.yaml", "--workers", "1", "--strict", "--force", cwd=tmp_path)
+    assert result.returncode == 1 and result.stderr == ("error: photos/cat/pipe.jpg: unreadable (not a regular "
+                                                        "file); --strict refuses any skipped file\n")

@@ -146,6 +146,13 @@ def truncated_jpeg(path):
     return path
 
 
+def sparse(path, size):
+    """A file of size zero bytes that takes no disk space (truncate extends it with a hole)."""
+    with open(path, "wb") as f:
+        f.truncate(size)
+    return path
+
+
 BAD_FILES = [
     ("missing.jpg", lambda p: p, "missing.jpg: no such file"),
     ("empty.jpg", lambda p: write(p, b""), "empty.jpg: empty file"),
@@ -153,6 +160,7 @@ BAD_FILES = [
     ("page.jpg", lambda p: write(p, b"<!DOCTYPE html><html><body>404</body></html>"),
      "page.jpg: not an image (an HTML page)"),
     ("noise.png", lambda p: write(p, np.random.default_rng(1).bytes(4096)), "noise.png: not an image (unknown format)"),
+    ("zeros.jpg", lambda p: sparse(p, 1 << 20), "zeros.jpg: not an image (unknown format)"),
     ("cut.jpg", truncated_jpeg, "cut.jpg: truncated or corrupt image (image file is truncated"),
     ("album.jpg", lambda p: p.mkdir() or p, "album.jpg: is a folder, not an image file"),
     ("pipe.jpg", lambda p: os.mkfifo(p) or p, "pipe.jpg: not a regular file"),

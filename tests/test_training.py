@@ -401,3 +401,29 @@ def test_gram_primal_and_streaming_agree_with_auto_rate_early_stopping_and_class
         assert training["learning_rate"] == pytest.approx(gram_training["learning_rate"], rel=1e-9)
         assert training["threshold"] == pytest.approx(gram_training["threshold"], abs=1e-6)
     assert 0 < gram_training["best_iteration"] < gram_training["stopped_at"] < 2980
+
+
+@pytest.mark.parametrize("seed, untrained", [(2, True), (0, False)])
+def test_early_stopping_that_keeps_iteration_0_says_the_model_is_untrained(tmp_path, seed, untrained):
+    """Labels that are noise: on one draw the validation cost is lowest before any step (the zeros), which
+    train warns about (even with --quiet) and the report says; on another draw it is not, and neither says it."""
+    from tests.test_data import write_split
+
+    rng = np.random.default_rng(seed)
+    for split, m in (("train", 20), ("test", 6)):
+        write_split(tmp_path / f"{split}_catvnoncat.h5", split, rng.integers(0, 256, size=(m, 4, 4, 3), dtype=np.uint8),
+                    (np.arange(m) % 2).astype(np.int64))
+    args = ["--quiet", "train", "--set", f"data.dir={tmp_path}", "--run-dir", tmp_path / "run"]
+    for s in ("data.val_fraction=0.3", "train.learning_rate=auto", "train.early_stopping=true",
+              "train.num_iterations=300", "train.patience=2", "train.print_every=100"):
+        args += ["--set", s]
+    result = run_cli(*args, check=0)
+    best = json.loads((tmp_path / "run" / "run.json").read_text())["training"]["best_iteration"]
+    model = load_model(tmp_path / "run" / "model.npz")
+    warning = ("warning: early stopping kept iteration 0, where the validation cost was lowest: the saved model is "
+               "the untrained starting point (p = 0.5 for every image); try a lower train.print_every (validation "
+               "is checked every print_every iterations), more images, or train.early_stopping: false")
+    sentence = "Early stopping kept iteration 0: this model is the untrained starting point (p = 0.5 for every image)."
+    report = (tmp_path / "run" / "report.html").read_text()
+    assert (best == 0) == untrained and (not model.w.any() and model.b == 0) == untrained
+    assert (warning in result.stderr) == untrained and (sentence in report) == untrained
