@@ -298,7 +298,8 @@ def build_parser(prog="catneuron"):
     _global_flags(common, argparse.SUPPRESS)
     with_config = argparse.ArgumentParser(add_help=False)
     with_config.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
-                             help="override one config key (repeatable); VALUE is read as YAML")
+                             help="override one config key (repeatable); VALUE is read as YAML "
+                                  "(a text key keeps the text as given)")
 
     parser = argparse.ArgumentParser(prog=prog,
                                      description="The lesson's single-neuron cat/non-cat classifier, stage by stage.",
