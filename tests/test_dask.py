@@ -161,7 +161,8 @@ def test_a_silent_scheduler_is_one_error_line_within_seconds(data_dir, tmp_path)
                        runner=run_briefly)  # distributed alone waits for the handshake for ever
     assert accepted  # it did accept: the connect succeeded and the answer never came
     assert result.returncode == 1 and result.stdout == ""
-    assert result.stderr == f"error: train.scheduler {address}: cannot reach the Dask scheduler (no answer within 3 s)\n"
+    assert result.stderr == (f"error: train.scheduler {address}: cannot reach the Dask scheduler "
+                             "(no answer within 3 s)\n")
     assert not (tmp_path / "run").exists()
 
 
@@ -194,7 +195,8 @@ TRUNCATED = framed(b"\x81\xafpickle-protocol")  # a msgpack map cut after its fi
     (b"", "it closed the connection without answering"),
 ], ids=["1 GiB claimed", "not Dask's msgpack", "truncated msgpack", "no answer"])
 def test_only_a_dask_handshake_passes_the_check(answer, said):
-    dask_engine = pytest.importorskip("pipeline.dask_engine")
+    pytest.importorskip("distributed")
+    from pipeline import dask_engine
     with server(answer) as (address, accepted):
         with pytest.raises(PipelineError) as refusal:
             dask_engine.check_scheduler(address)
