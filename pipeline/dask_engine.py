@@ -7,6 +7,11 @@ the client adds them and takes the step of pipeline.solvers.primal, so the costs
 rounding. Only pipeline.train imports this module, and only when train.engine is dask.
 """
 import contextlib
+import pickle
+import socket
+import struct
+import sys
+import time
 from pathlib import Path
 
 import h5py
@@ -21,12 +26,15 @@ from pipeline.streaming import block_size, read_size
 try:
     import dask
     import dask.array as da
+    import msgpack  # distributed's own wire format
     from distributed import Client, LocalCluster
+    from distributed.comm.addressing import parse_address, parse_host_port
 except ImportError:
     raise PipelineError("train.engine dask needs Dask: pip install -e '.[dask]' "
                         "(or pip install 'dask[array]' distributed)") from None
 
-CONNECT_SECONDS = 3  # how long to wait for train.scheduler before giving up
+CONNECT_SECONDS = 3  # how long to wait for train.scheduler's handshake, then for the Client's registration
+HANDSHAKE_BYTES = 1 << 16  # a Dask handshake is under 100 bytes: an answer claiming more is not Dask
 CHUNK_BYTES = 64 << 20  # a Dask chunk of images is at most this big (and at least train.chunk_size examples) ...
 SPREAD = 8  # ... and at most 1/SPREAD of the examples, so that several workers share even a small set
 
@@ -84,6 +92,72 @@ def chunk_product(x, y, s, v, scaler, dtype):
     return Hv.T
 
 
+def receive(sock, n, deadline):
+    """Up to n bytes from sock, fewer only if the peer closes; TimeoutError at deadline (time.monotonic)."""
+    data = b""
+    while len(data) < n:
+        sock.settimeout(max(deadline - time.monotonic(), 1e-3))
+        part = sock.recv(n - len(data))
+        if not part:
+            break
+        data += part
+    return data
+
+
+def dask_message(message):
+    """message (plain values) as distributed's tcp comm frames it: the byte count, then pack_frames of one
+    msgpack frame."""
+    frame = msgpack.packb(message, use_bin_type=True)
+    framed = struct.pack("QQ", 1, len(frame)) + frame  # the number of frames and their lengths, then the frame
+    return struct.pack("Q", len(framed)) + framed
+
+
+def is_dask_handshake(framed):
+    """Whether framed (the bytes after the byte count) is a Dask handshake: read as msgpack, never unpickled."""
+    n, length = struct.unpack_from("QQ", framed)  # the number of frames, the first one's length
+    if not 1 <= n < len(framed) // 8:
+        return False
+    try:
+        message = msgpack.unpackb(framed[8 * (1 + n):8 * (1 + n) + length], raw=False)
+    except (ValueError, msgpack.UnpackException):
+        return False
+    return isinstance(message, dict) and "pickle-protocol" in message
+
+
+def check_scheduler(address):
+    """Refuse address unless a Dask scheduler answers there within CONNECT_SECONDS.
+
+    distributed's connect reads the scheduler's handshake without a timeout (by design: distributed/comm/core.py
+    connect) and allocates whatever byte count its first 8 bytes claim (comm/tcp.py TCP.read): a silent listener
+    hangs a Client for ever, an HTTP server makes it allocate exabytes. A scheduler sends its handshake first, so
+    it is read here, bounded in time and size; only then is the client's sent (a real scheduler logs nothing).
+    Only tcp:// is checked: other schemes (tls://) are left to distributed."""
+    scheme, location = parse_address(address)
+    if scheme != "tcp":
+        return
+    host, port = parse_host_port(location)
+    deadline = time.monotonic() + CONNECT_SECONDS
+    while True:  # retried until the deadline, as distributed does, for a scheduler that is still starting
+        try:
+            sock = socket.create_connection((host, port), timeout=max(deadline - time.monotonic(), 1e-3))
+            break
+        except OSError:
+            if time.monotonic() + 0.1 >= deadline:
+                raise
+            time.sleep(0.1)
+    with sock:
+        answer = receive(sock, 8, deadline)
+        size = struct.unpack("Q", answer)[0] if len(answer) == 8 else 0
+        if 16 <= size <= HANDSHAKE_BYTES:
+            answer += receive(sock, size, deadline)
+            if len(answer) == 8 + size and is_dask_handshake(answer[8:]):
+                sock.sendall(dask_message({"compression": None, "python": tuple(sys.version_info)[:3],
+                                           "pickle-protocol": pickle.HIGHEST_PROTOCOL}))
+                return
+    said = f"its answer starts with {answer[:24]!r}" if answer else "it closed the connection without answering"
+    raise PipelineError(f"train.scheduler {address}: not a Dask scheduler ({said})")
+
+
 def connect(scheduler):
     """A Client of the scheduler at address `scheduler`, or of a new local cluster of worker processes when it
     is empty."""
@@ -95,7 +169,11 @@ def connect(scheduler):
             cluster.close()
             raise
     try:
+        check_scheduler(scheduler)
         return Client(scheduler, timeout=CONNECT_SECONDS)
+    except TimeoutError:
+        raise PipelineError(f"train.scheduler {scheduler}: cannot reach the Dask scheduler "
+                            f"(no answer within {CONNECT_SECONDS} s)") from None
     except (OSError, ValueError, TypeError) as e:
         raise PipelineError(f"train.scheduler {scheduler}: cannot reach the Dask scheduler "
                             f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else 'no answer'})") from None

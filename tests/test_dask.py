@@ -1,8 +1,16 @@
 """train.engine dask on a real distributed.LocalCluster of 2 worker processes: the local solver's costs and the
-same run folder, with learning_rate auto and class weights too; and the local engine never imports Dask."""
+same run folder, with learning_rate auto and class weights too; the local engine never imports Dask; a
+train.scheduler that is not a Dask scheduler (real servers on 127.0.0.1) is one error line within seconds."""
+import contextlib
 import csv
 import json
 import logging
+import os
+import socketserver
+import struct
+import subprocess
+import sys
+import threading
 
 import h5py
 import numpy as np
@@ -12,7 +20,7 @@ from pipeline import PipelineError
 from pipeline.artifacts import load_model
 from pipeline.config import TrainConfig
 from pipeline.streaming import streams
-from tests.conftest import run_cli, run_python
+from tests.conftest import ROOT, run_cli, run_python
 from tests.test_data import images
 
 NO_DASK = ("import sys; sys.modules['dask'] = sys.modules['distributed'] = None; "  # any import of them fails
@@ -114,3 +122,93 @@ def test_dask_engine_refuses_the_gram_solver():
                        match=r"^train.engine dask runs the primal solver; use train.solver primal or auto$"):
         streams(TrainConfig(engine="dask", solver="gram"), 10, 12)
     assert streams(TrainConfig(engine="dask"), 10, 12) is True  # the workers read the file: none of it held here
+
+
+def run_briefly(*args):
+    """run_cli with a deadline of 15 s: a hang fails the test instead of stalling the suite."""
+    return subprocess.run([sys.executable, "-m", "pipeline", *map(str, args)], cwd=ROOT, capture_output=True,
+                          text=True, env=dict(os.environ, PYTHONPATH=str(ROOT)), timeout=15)
+
+
+@contextlib.contextmanager
+def server(answer):
+    """A real TCP server on a free port of 127.0.0.1 that sends `answer` (bytes) to each connection and closes
+    it, or with answer None accepts and never writes. Yields its tcp:// address and the list of connections it
+    accepted."""
+    accepted, done = [], threading.Event()
+
+    class Handler(socketserver.BaseRequestHandler):
+        def handle(self):
+            accepted.append(self.client_address)
+            if answer is None:
+                done.wait()  # silent: the connection stays open until the test ends
+            else:
+                self.request.sendall(answer)
+
+    with socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler) as listener:
+        threading.Thread(target=listener.serve_forever, args=(0.05,), daemon=True).start()  # quick to shut down
+        try:
+            yield f"tcp://127.0.0.1:{listener.server_address[1]}", accepted
+        finally:
+            done.set()
+            listener.shutdown()
+
+
+def test_a_silent_scheduler_is_one_error_line_within_seconds(data_dir, tmp_path):
+    pytest.importorskip("distributed")
+    with server(None) as (address, accepted):
+        result = train(data_dir, tmp_path / "run", "train.engine=dask", f"train.scheduler={address}",
+                       runner=run_briefly)  # distributed alone waits for the handshake for ever
+    assert accepted  # it did accept: the connect succeeded and the answer never came
+    assert result.returncode == 1 and result.stdout == ""
+    assert result.stderr == (f"error: train.scheduler {address}: cannot reach the Dask scheduler "
+                             "(no answer within 3 s)\n")
+    assert not (tmp_path / "run").exists()
+
+
+def test_an_http_server_is_not_a_dask_scheduler(data_dir, tmp_path):
+    pytest.importorskip("distributed")
+    with server(b"HTTP/1.1 400 Bad Request\r\n\r\n") as (address, accepted):
+        result = train(data_dir, tmp_path / "run", "train.engine=dask", f"train.scheduler={address}",
+                       runner=run_briefly)  # distributed alone reads b'HTTP/1.1' as a length of 3 EiB
+    assert accepted and result.returncode == 1 and result.stdout == ""
+    assert result.stderr == (f"error: train.scheduler {address}: not a Dask scheduler "
+                             "(its answer starts with b'HTTP/1.1')\n")
+    assert not (tmp_path / "run").exists()
+
+
+def framed(*frames):
+    """frames as distributed's tcp comm sends them: the byte count, the number of frames and their lengths."""
+    body = struct.pack(f"Q{len(frames)}Q", len(frames), *map(len, frames)) + b"".join(frames)
+    return struct.pack("Q", len(body)) + body
+
+
+GIB = struct.pack("Q", 1 << 30)  # a byte count of 1 GiB
+NOT_DASK = framed(b"\x81\xa5hello\x01")  # msgpack {"hello": 1}: well framed, not Dask's handshake
+TRUNCATED = framed(b"\x81\xafpickle-protocol")  # a msgpack map cut after its first key
+
+
+@pytest.mark.parametrize("answer, said", [
+    (GIB + bytes(64), f"its answer starts with {GIB!r}"),  # only the count is read: nothing allocated
+    (NOT_DASK, f"its answer starts with {NOT_DASK[:24]!r}"),
+    (TRUNCATED, f"its answer starts with {TRUNCATED[:24]!r}"),
+    (b"", "it closed the connection without answering"),
+], ids=["1 GiB claimed", "not Dask's msgpack", "truncated msgpack", "no answer"])
+def test_only_a_dask_handshake_passes_the_check(answer, said):
+    pytest.importorskip("distributed")
+    from pipeline import dask_engine
+    with server(answer) as (address, accepted):
+        with pytest.raises(PipelineError) as refusal:
+            dask_engine.check_scheduler(address)
+    assert accepted and str(refusal.value) == f"train.scheduler {address}: not a Dask scheduler ({said})"
+
+
+def test_a_real_scheduler_passes_the_check_and_logs_nothing(caplog):
+    distributed = pytest.importorskip("distributed")
+    from pipeline.dask_engine import check_scheduler
+    with distributed.LocalCluster(n_workers=0, processes=False, protocol="tcp", dashboard_address=":0") as cluster:
+        with caplog.at_level(logging.INFO, logger="distributed"):
+            check_scheduler(cluster.scheduler_address)
+            distributed.Client(cluster.scheduler_address).close()  # round trips: the check's connection is done
+    assert "handshake" not in caplog.text  # it answered the scheduler's handshake: not a half-open connection
+    assert "Remove client" in caplog.text  # the log was captured
