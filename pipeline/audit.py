@@ -13,7 +13,8 @@ from PIL import Image
 
 THUMB = 16  # thumbnail side for the near-duplicate distance
 BLOCK = 1024  # rows of the pairwise distance matrix computed at a time ...
-BLOCK_COLUMNS = 4096  # ... against this many columns: 16 MiB of float32 distances, whatever the number of images
+BLOCK_COLUMNS = 4096  # ... against this many columns: 16 MiB of float32 distances, and at most a few hundred MiB
+# of indices when every one of them is a near pair, whatever the number of images
 LISTED = 1000  # at most this many groups or pairs are listed (all are counted)
 
 
@@ -52,7 +53,8 @@ def audit_fingerprints(splits, classes, near_distance=0.02):
     split_of = _codes([names[k].split(":", 1)[0] for k in firsts])  # (f,) of the firsts
     label_of = _codes([labels[k] for k in firsts])
     # counted block by block; only the LISTED first pairs are kept: thousands of look-alike images make millions
-    near, kept = {"pairs": 0, "leaks": 0, "label_conflicts": 0}, np.zeros((3, 0))  # kept: rows i, j, distance
+    near = {"pairs": 0, "leaks": 0, "label_conflicts": 0}
+    kept = np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)  # the first pairs so far: i, j, distance
     for i, j, d in _near_blocks(np.stack([thumbs[k] for k in firsts]), near_distance) if firsts else ():
         near["pairs"] += len(i)
         near["leaks"] += int(np.count_nonzero(split_of[i] != split_of[j]))
@@ -60,10 +62,11 @@ def audit_fingerprints(splits, classes, near_distance=0.02):
         if len(i) > LISTED:  # only this block's first LISTED by (i, j) can be among the first LISTED of all
             few = np.argpartition(i * len(firsts) + j, LISTED - 1)[:LISTED]
             i, j, d = i[few], j[few], d[few]
-        kept = np.concatenate([kept, [i, j, d]], axis=1)
-        kept = kept[:, np.lexsort(kept[1::-1])[:LISTED]]
-    near["listed"] = [{**_describe([firsts[int(i)], firsts[int(j)]], names, labels), "distance": round(float(d), 6)}
-                      for i, j, d in kept.T]
+        i, j, d = (np.concatenate(pair) for pair in zip(kept, (i, j, d)))
+        first = np.lexsort((j, i))[:LISTED]  # by i, then j
+        kept = i[first], j[first], d[first]
+    near["listed"] = [{**_describe([firsts[i], firsts[j]], names, labels), "distance": round(d, 6)}
+                      for i, j, d in zip(*(a.tolist() for a in kept))]
     return {"near_distance": near_distance, "balance": balance,
             "exact_duplicates": {"groups": len(exact), "leaks": sum(g["leak"] for g in exact),
                                  "label_conflicts": sum(g["label_conflict"] for g in exact), "listed": exact[:LISTED]},

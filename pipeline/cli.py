@@ -299,7 +299,7 @@ def build_parser(prog="catneuron"):
     with_config = argparse.ArgumentParser(add_help=False)
     with_config.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                              help="override one config key (repeatable); VALUE is read as YAML "
-                                  "(a text key keeps the text as given)")
+                                  "(a text key takes the text as given where YAML reads something else)")
 
     parser = argparse.ArgumentParser(prog=prog,
                                      description="The lesson's single-neuron cat/non-cat classifier, stage by stage.",

@@ -192,7 +192,7 @@ def _read_with_base(path, chain=()):
     base = raw.pop("base", None)
     if base is None:
         return raw
-    if not isinstance(base, str) or not base or len(base) > 4096:
+    if not isinstance(base, str) or not base or len(base) > 4096 or "\0" in base:
         raise PipelineError(f"{path}: base must be the path of another config file, got {quote(base)}")
     base_path = _base_path(path, base)
     chain = chain + (path,)
@@ -213,7 +213,7 @@ def _base_path(path, base):
     """The file that `base: base` in the config file at path names: a path relative to that file, else a
     packaged config's bare name (as --config takes it: `base: folder_example`)."""
     relative, packaged = path.parent / base, PACKAGED / f"{base}.yaml"
-    return packaged if _bare(base) and not relative.exists() and packaged.is_file() else relative
+    return packaged if _bare(base) and not relative.is_file() and packaged.is_file() else relative
 
 
 def _bare(name):

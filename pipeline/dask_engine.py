@@ -96,6 +96,8 @@ def receive(sock, n, deadline):
     """Up to n bytes from sock, fewer only if the peer closes; TimeoutError at deadline (time.monotonic)."""
     data = b""
     while len(data) < n:
+        if time.monotonic() >= deadline:  # a peer trickling bytes cannot keep it reading
+            raise TimeoutError
         sock.settimeout(max(deadline - time.monotonic(), 1e-3))
         part = sock.recv(n - len(data))
         if not part:

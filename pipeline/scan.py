@@ -6,6 +6,7 @@ deterministic: within each class the sorted files are shuffled by a generator se
 (data.split_seed, label), so a class's split does not depend on the other class's files.
 """
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,11 +63,11 @@ def scan(root, data):
                     continue
                 try:
                     st = path.stat()
-                    size, mtime_ns = st.st_size, st.st_mtime_ns
+                    size, mtime_ns, regular = st.st_size, st.st_mtime_ns, stat.S_ISREG(st.st_mode)
                 except OSError:  # a broken symlink: listed all the same, so that prepare names it as skipped
-                    size = mtime_ns = 0
+                    size = mtime_ns = regular = 0
                 entries.append(Entry(path, rel, label, size, mtime_ns))
-                found += 1
+                found += regular  # a FIFO or a broken link alone is no image: "holds no image files"
         if not found:
             raise PipelineError(f"{root / names[0]}: class folder holds no image files")
     return sorted(entries, key=lambda e: e.rel), sorted(ignored)

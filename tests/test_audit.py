@@ -58,6 +58,8 @@ def test_many_look_alike_images_are_counted_without_holding_every_pair(monkeypat
     base = rng.random(768).astype(np.float32)
     prints = [(f"sha{k}", base + rng.normal(0, 0.001, 768).astype(np.float32)) for k in range(300)]
     y = (np.arange(300) % 2)[None, :]  # alternate labels: every pair of neighbours conflicts
+    described, describe = [], audit._describe
+    monkeypatch.setattr(audit, "_describe", lambda *a: described.append(a) or describe(*a))  # counts the calls
     result = audit.audit_fingerprints({"train": (y[:, :200], None, prints[:200]),
                                        "test": (y[:, 200:], None, prints[200:])}, ("non-cat", "cat"))
     near = result["near_duplicates"]
@@ -67,3 +69,4 @@ def test_many_look_alike_images_are_counted_without_holding_every_pair(monkeypat
     assert near["label_conflicts"] == sum(labels[i] != labels[j] for i in range(300) for j in range(i + 1, 300))
     assert [p["examples"] for p in near["listed"]] == [["train:0", f"train:{j}"] for j in range(1, 6)]
     assert all(p["label_conflict"] == (j % 2 == 1) for j, p in enumerate(near["listed"], start=1))
+    assert len(described) == 5  # a record made for the listed pairs only, not for 44,850

@@ -132,6 +132,7 @@ def test_the_lr_sweep_config_extends_the_default_one():
     ({"c.yaml": "base: nope\n"}, r"c.yaml: base nope: no such config file \(.*nope\), nor a packaged config "
                                  r"\(default, folder_example, folder_sweep, lr_sweep\)$"),
     ({"c.yaml": "base: [a, b]\n"}, r"c.yaml: base must be the path of another config file, got \['a', 'b'\]"),
+    ({"c.yaml": 'base: "a\\0b"\n'}, r"c.yaml: base must be the path of another config file, got 'a\\x00b'"),
     ({"c.yaml": "base: b.yaml\n", "b.yaml": "train:\n  rate: 1\n"}, r"b.yaml: unknown key 'train.rate'"),
 ])
 def test_bad_base_is_refused_naming_the_file(tmp_path, files, message):

@@ -27,10 +27,13 @@ def _break(kind, tmp_path):
         for p in (photos / "non-cat").iterdir():
             p.unlink()
         (photos / "non-cat").rmdir()
-    elif kind == "empty class":
+    elif kind in ("empty class", "only a pipe"):
         for p in (photos / "non-cat").iterdir():
             p.unlink()
         (photos / "non-cat" / "readme.txt").write_text("no pictures here")
+        if kind == "only a pipe":  # named like a photo, but no image: still no image files
+            os.mkfifo(photos / "non-cat" / "pipe.jpg")
+            (photos / "non-cat" / "gone.jpg").symlink_to(photos / "nowhere.jpg")
     elif kind in ("no usable", "no usable class"):
         for p in (photos / "non-cat").iterdir():
             p.write_text("not a picture")
@@ -52,6 +55,7 @@ def _break(kind, tmp_path):
     ("one class", "error: photos/non-cat: class folder missing; both classes need a folder "
                   "(data.positive: cat, data.negative: non-cat; folders found: cat)"),
     ("empty class", "error: photos/non-cat: class folder holds no image files"),
+    ("only a pipe", "error: photos/non-cat: class folder holds no image files"),
     ("no usable", "error: photos: no usable images (15 skipped)"),
     ("no usable class", "error: photos: no usable training images of class 'non-cat'; training needs examples"),
     ("loop", "error: photos/cat/again: symlink loop (it leads back to "),
