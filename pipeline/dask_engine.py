@@ -18,10 +18,9 @@ import h5py
 import numpy as np
 
 from pipeline import PipelineError
-from pipeline.features import scaled_block
 from pipeline.model import sigmoid
-from pipeline.solvers import block_product, cost_curvature, descend
-from pipeline.streaming import block_size, read_size
+from pipeline.solvers import cost_curvature, descend, hessian_product
+from pipeline.streaming import Chunks, read_size
 
 try:
     import dask
@@ -69,27 +68,24 @@ def images_array(x, rows):
 
 def chunk_sums(x, y, s, w, b, scaler, dtype):
     """For a chunk x (k, n_x) uint8 with labels y (k, 1) and weights s (k, 1) or None: [X dZ.T, sum dZ, sum of
-    losses] of shape (1, n_x + 2) float64, walking the chunk in cache-sized blocks as solvers.primal walks X."""
+    losses] of shape (1, n_x + 2) float64, walking the chunk in cache-sized blocks as solvers.primal walks X
+    (streaming.Chunks over an array)."""
     dw, db, loss = np.zeros((x.shape[1], 1), dtype), 0.0, 0.0
-    step = block_size(x.shape[1], dtype)
-    for i in range(0, x.shape[0], step):
-        X, Y = scaled_block(x[i:i + step], scaler, dtype), y[i:i + step].T  # (n_x, k), (1, k)
+    for cols, X in Chunks(x, scaler, len(x), dtype):  # X (n_x, k)
+        Y = y[cols].T  # (1, k)
         Z = (w.T @ X + b).astype(np.float64)  # (1, k)
         dZ, losses = sigmoid(Z) - Y, np.logaddexp(0.0, Z) - Y * Z
         if s is not None:
-            dZ, losses = dZ * s[i:i + step].T, losses * s[i:i + step].T
+            dZ, losses = dZ * s[cols].T, losses * s[cols].T
         dw += X @ dZ.T.astype(dtype, copy=False)  # (n_x, k) @ (k, 1)
         db, loss = db + float(np.sum(dZ)), loss + float(np.sum(losses))
     return np.concatenate([dw[:, 0].astype(np.float64), [db, loss]])[None, :]
 
 
 def chunk_product(x, y, s, v, scaler, dtype):
-    """For a chunk x (k, n_x) uint8: its part of X1 S X1.T v (solvers.block_product) as (1, n_x + 1) float64."""
-    Hv = np.zeros_like(v)
-    step = block_size(x.shape[1], dtype)
-    for i in range(0, x.shape[0], step):
-        Hv += block_product(scaled_block(x[i:i + step], scaler, dtype), v, None if s is None else s[i:i + step])
-    return Hv.T
+    """For a chunk x (k, n_x) uint8 with weights s (k, 1) or None: its part of X1 S X1.T v
+    (solvers.hessian_product) as (1, n_x + 1) float64."""
+    return hessian_product(Chunks(x, scaler, len(x), dtype), v, None if s is None else s.T).T
 
 
 def receive(sock, n, deadline):

@@ -75,34 +75,27 @@ def curvature(blocks, n_x, m, l2=0.0, weights=None, iterations=50, rtol=1e-6):
     One pass over blocks per product: blocks yields (columns, X_block (n_x, k)) as primal walks them
     (in-memory blocks or streaming.Chunks).
     """
-    def product(v):  # X1 S X1.T v, v (n_x + 1, 1)
-        Hv = np.zeros_like(v)
-        for cols, Xb in blocks:
-            Hv += block_product(Xb, v, None if weights is None else weights[:, cols].T)
-        return Hv
+    return cost_curvature(lambda v: hessian_product(blocks, v, weights), n_x, m, l2, iterations, rtol)
 
-    return cost_curvature(product, n_x, m, l2, iterations, rtol)
+
+def hessian_product(blocks, v, weights=None):
+    """X1 S X1.T v (see curvature) for v (n_x + 1, 1), in one pass over blocks; float64 (n_x + 1, 1)."""
+    n_x = v.shape[0] - 1
+    Hv = np.zeros_like(v)
+    for cols, Xb in blocks:
+        u = Xb.T @ v[:n_x].astype(Xb.dtype, copy=False)  # (k, 1), in the block's dtype: no copy of the block
+        u += v[n_x, 0]
+        if weights is not None:
+            u *= weights[:, cols].T
+        Hv[:n_x] += Xb @ u
+        Hv[n_x] += u.sum()
+    return Hv
 
 
 def cost_curvature(product, n_x, m, l2=0.0, iterations=50, rtol=1e-6):
-    """L from product(v) = X1 S X1.T v for v (n_x + 1, 1): lambda_max by power iteration, over 4m, plus l2/m."""
-    return largest_eigenvalue(product, n_x + 1, iterations, rtol) / (4 * m) + l2 / m
-
-
-def block_product(Xb, v, s=None):
-    """X1 S X1.T v for one block Xb (n_x, k) of X, v (n_x + 1, 1), s (k, 1) the block's weights or None."""
-    n_x = Xb.shape[0]
-    u = Xb.T @ v[:n_x].astype(Xb.dtype, copy=False)  # (k, 1), in the block's dtype: no copy of the block
-    u += v[n_x, 0]
-    if s is not None:
-        u *= s
-    return np.vstack([Xb @ u, [[u.sum()]]]).astype(np.float64)
-
-
-def largest_eigenvalue(product, n, iterations=50, rtol=1e-6):
-    """lambda_max of a symmetric positive semi-definite (n, n) matrix given as product(v) = H v: power
-    iteration from a fixed random start. It approaches lambda_max from below."""
-    v = np.random.default_rng(0).standard_normal((n, 1))
+    """L from product(v) = X1 S X1.T v for v (n_x + 1, 1): lambda_max by power iteration from a fixed random
+    start (it approaches lambda_max from below), over 4m, plus l2/m."""
+    v = np.random.default_rng(0).standard_normal((n_x + 1, 1))
     v /= np.linalg.norm(v)
     lam = 0.0
     for _ in range(iterations):
@@ -111,7 +104,7 @@ def largest_eigenvalue(product, n, iterations=50, rtol=1e-6):
         v = Hv / lam
         if lam - previous <= rtol * lam:
             break
-    return lam
+    return lam / (4 * m) + l2 / m
 
 
 def in_memory_blocks(X, dtype):
