@@ -227,8 +227,11 @@ def read_small(path):
     as a stream). Read once, the bytes hashed are the bytes decoded; the read is bounded even for a file that
     grew since it was listed, and a file that became a pipe is refused rather than waited on."""
     with open(os.open(path, os.O_RDONLY | os.O_NONBLOCK), "rb") as f:
-        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+        info = os.fstat(f.fileno())
+        if not stat.S_ISREG(info.st_mode):
             raise OSError(errno.EINVAL, "not a regular file")
+        if info.st_size > READ_WHOLE_BYTES:
+            return None  # not read here only to be read again as a stream
         data = f.read(READ_WHOLE_BYTES + 1)
     return data if len(data) <= READ_WHOLE_BYTES else None
 
