@@ -13,6 +13,7 @@ from PIL import Image, ImageDraw
 from pipeline import page
 from pipeline.evaluate import enlarged
 from pipeline.features import features
+from pipeline.gallery import ranked
 from pipeline.files import png_bytes, write_png, write_text
 from pipeline.model import sigmoid
 from pipeline.names import inside, safe_name
@@ -126,16 +127,13 @@ def write_explanation(folder, k, path, model, pixels, threshold, enlarge=4):
 
 def report_section(test_set, P, model, enlarge):
     """The run report's section: the explanation of its most confident right and wrong test images."""
-    p = P[0]  # (1, m) -> (m,)
-    pred = (p > model.threshold).astype(np.int64)
-    confidence = np.where(pred == 1, p, 1 - p)
+    _, _, wrong, right = ranked(test_set, P, model)
     parts = []
-    right = pred == test_set.y[0]
-    for title, chosen in (("most confident right", right), ("most confident wrong", ~right)):
-        if not chosen.any():
+    for title, chosen in (("most confident right", right), ("most confident wrong", wrong)):
+        if not len(chosen):
             parts.append(page.paragraph(f"{title}: none"))
             continue
-        i = int(np.flatnonzero(chosen)[np.argmax(confidence[chosen])])
+        i = int(chosen[0])
         pixels = np.asarray(test_set.x[i])  # (h, w, 3)
         record, c = explain(model, pixels, model.threshold, f"test image #{i}")
         caption = (f"{title}: test image #{i}, true {model.classes[test_set.y[0, i]]}, predicted {record['label']} "

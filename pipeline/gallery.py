@@ -8,15 +8,21 @@ from pipeline.files import png_bytes
 SHOWN_CONFIDENT = 6  # how many of the most (and of the least) confident correct predictions are shown
 
 
-def galleries(test_set, P, model, enlarge):
-    """The misclassified test images (surest mistakes first) and the most and least confident correct ones."""
+def ranked(test_set, P, model):
+    """(p (m,), predictions (m,), the wrong test images' indices, the right ones'), each list surest first
+    (ties in index order), from the probabilities P (1, m)."""
     p = P[0]  # (1, m) -> (m,)
     pred = (p > model.threshold).astype(np.int64)
     confidence = np.where(pred == 1, p, 1 - p)
     wrong = np.flatnonzero(pred != test_set.y[0])
     right = np.flatnonzero(pred == test_set.y[0])
-    wrong = wrong[np.argsort(-confidence[wrong], kind="stable")]
-    right = right[np.argsort(-confidence[right], kind="stable")]
+    return (p, pred, wrong[np.argsort(-confidence[wrong], kind="stable")],
+            right[np.argsort(-confidence[right], kind="stable")])
+
+
+def galleries(test_set, P, model, enlarge):
+    """The misclassified test images (surest mistakes first) and the most and least confident correct ones."""
+    p, pred, wrong, right = ranked(test_set, P, model)
     shown = lambda idx: '<div class="gallery">' + "".join(tile(test_set, i, p, pred, model, enlarge)
                                                           for i in idx) + "</div>"
     n = min(SHOWN_CONFIDENT, len(right) // 2)
