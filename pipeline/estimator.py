@@ -1,0 +1,258 @@
+"""pipeline.Neuron: the lesson's neuron as a scikit-learn classifier, trained by the project's own solvers.
+
+X comes as rows, (m, n_features), scikit-learn's orientation; inside, the solvers get its transpose
+X.T of shape (n_x, m), the course's. The parameters are the config's train keys (and features.scaling,
+evaluate.threshold, data.val_fraction and data.split_seed): fit checks them with the config's own checks,
+and trains through pipeline.train.engine as `train` does. load_run turns a run folder or model.npz back
+into a fitted Neuron that takes raw 0..255 pixels, the run's scaling inside it (docs/python.md).
+"""
+import dataclasses
+import html
+import sys
+import types
+from pathlib import Path
+
+import numpy as np
+
+from pipeline import PipelineError
+from pipeline.config import Config, with_values
+from pipeline.features import fit_scaler
+from pipeline.model import sigmoid
+
+INSTALL = "pipeline.Neuron needs scikit-learn: pip install 'catneuron[sklearn]'"
+
+try:
+    from sklearn.base import BaseEstimator, ClassifierMixin
+    from sklearn.utils.multiclass import check_classification_targets
+    from sklearn.utils.validation import check_is_fitted, validate_data
+except ImportError:  # the [sklearn] extra is not installed: `import pipeline` works, making a Neuron says why not
+    class BaseEstimator:
+        def __new__(cls, *args, **kwargs):
+            raise ImportError(INSTALL)
+
+    ClassifierMixin = object
+
+# Neuron's parameter -> the config key it sets; a parameter left at None keeps the config's default
+KEYS = {"learning_rate": "train.learning_rate", "num_iterations": "train.num_iterations",
+        "solver": "train.solver", "l2": "train.l2", "tol": "train.tol", "dtype": "train.dtype",
+        "class_weight": "train.class_weight", "early_stopping": "train.early_stopping",
+        "patience": "train.patience", "print_every": "train.print_every",
+        "stability_check": "train.stability_check", "scaling": "features.scaling",
+        "threshold": "evaluate.threshold", "threshold_metric": "evaluate.threshold_metric",
+        "validation_fraction": "data.val_fraction", "split_seed": "data.split_seed"}
+FLOATS = (np.float64, np.float32)  # what X is kept as: the solvers cast it to train.dtype once
+
+
+class Neuron(ClassifierMixin, BaseEstimator):
+    """A binary classifier: p = sigmoid(w.T x + b), trained from zeros by full-batch gradient descent.
+
+    The defaults are the lesson's (configs/default.yaml); each parameter means what its config key means
+    (docs/config.md). scaling None uses X as given (the lesson's X / 255 is yours to do), "divide255" or
+    "standardize" scale raw pixels inside the estimator. validation_fraction carves a stratified validation
+    split from X (split_seed), which early_stopping and threshold "auto" need. verbose prints the lesson's
+    "Cost after iteration i" lines.
+
+    Fitted: coef_ (1, n_features), intercept_ (1,), classes_ (the two labels; the second is the positive
+    one), n_features_in_, n_iter_ (steps taken), costs_ (the cost every print_every iterations),
+    learning_rate_ (the step used: the number auto chose), threshold_ (p above it predicts classes_[1]).
+    """
+
+    def __init__(self, learning_rate="auto", num_iterations=2000, solver="auto", l2=0.0, tol=None, dtype="float64",
+                 class_weight="none", early_stopping=False, patience=10, print_every=100, stability_check=False,
+                 scaling=None, threshold=0.5, threshold_metric="accuracy", validation_fraction=0.0, split_seed=0,
+                 verbose=False):
+        self.learning_rate, self.num_iterations, self.solver, self.l2 = learning_rate, num_iterations, solver, l2
+        self.tol, self.dtype, self.class_weight, self.early_stopping = tol, dtype, class_weight, early_stopping
+        self.patience, self.print_every, self.stability_check = patience, print_every, stability_check
+        self.scaling, self.threshold, self.threshold_metric = scaling, threshold, threshold_metric
+        self.validation_fraction, self.split_seed, self.verbose = validation_fraction, split_seed, verbose
+
+    def config(self):
+        """The Config these parameters make, checked by the config's own checks (ValueError naming the key)."""
+        if isinstance(self.l2, str) and self.l2 == "auto":
+            raise ValueError("Neuron: l2='auto' is not supported by the estimator; choose l2 by cross-validation "
+                             "(GridSearchCV, docs/python.md)")
+        values = {key: getattr(self, name) for name, key in KEYS.items() if getattr(self, name) is not None}
+        if self.class_weight is None or isinstance(self.class_weight, dict):  # dict: see _weights
+            values["train.class_weight"] = "none"
+        try:
+            return with_values(Config(), values, "Neuron")
+        except PipelineError as e:
+            raise ValueError(str(e)) from None
+
+    def fit(self, X, y):
+        """Train on X (m, n_features) and y (m,) of two classes; returns self."""
+        from pipeline.train import Validation, engine, step_size
+
+        config = self.config()
+        X, y = validate_data(self, X, y, dtype=FLOATS)
+        check_classification_targets(y)
+        self.classes_ = np.unique(y)
+        if len(self.classes_) != 2:
+            n = len(self.classes_)  # scikit-learn's checks look for these words
+            raise ValueError(f"Only binary classification is supported: Neuron needs y of 2 classes, got {n} "
+                             f"class{'es' * (n != 1)}")
+        Y = (y == self.classes_[1]).astype(np.float64).reshape(1, -1)  # (1, m)
+        train, val = _split(Y, config)
+        weights = self._weights(y[train], Y[:, train], config)
+        self.scaler_ = None if self.scaling is None else fit_scaler(self.scaling, X[train].T)
+        X_train = self._features(X[train])  # (n_x, m_train)
+        monitor = None
+        if val is not None:
+            patience = config.train.patience if config.train.early_stopping else None
+            monitor = Validation(self._features(X[val]).astype(np.float64), Y[:, val], patience)
+        steps = []
+        say = (lambda i, cost: print(f"Cost after iteration {i}: {cost:f}")) if self.verbose else None
+        with engine(X_train, Y[:, train], config.train, weights) as run:
+            lr, _ = step_size(run.curvature, config.train, self.verbose and (lambda m: print(m, file=sys.stderr)))
+            w, b, costs = run.fit(dataclasses.replace(config.train, learning_rate=lr), say, steps.append, monitor)
+        if config.train.early_stopping:
+            w, b = monitor.w, monitor.b
+        self.coef_, self.intercept_ = w.T.astype(np.float64), np.array([float(b)])  # (1, n_x), (1,)
+        self.n_iter_, self.costs_, self.learning_rate_ = len(steps), list(costs), lr
+        self.threshold_ = config.evaluate.threshold
+        if self.threshold_ == "auto":
+            from pipeline.evaluate import choose_threshold
+
+            P = self.predict_proba(X[val])[:, 1].reshape(1, -1)  # (1, m_val)
+            self.threshold_ = choose_threshold(Y[:, val], P, config.evaluate.threshold_metric)
+        return self
+
+    def _weights(self, y, Y, config):
+        """(1, m) weights of the examples' losses, or None: class_weight "balanced" as train computes it, or a
+        dict {label: weight} (scikit-learn's form; a label it leaves out weighs 1)."""
+        from pipeline.train import class_weights
+
+        if isinstance(self.class_weight, dict):
+            unknown = [c for c in self.class_weight if c not in self.classes_]
+            if unknown:
+                raise ValueError(f"Neuron: class_weight names {unknown[0]!r}, not a label of y ({self.classes_})")
+            return np.array([[float(self.class_weight.get(c, 1.0)) for c in y]])  # (1, m)
+        return class_weights(Y) if config.train.class_weight == "balanced" else None
+
+    def _features(self, X):
+        """Rows X (m, n_x) -> the solvers' X (n_x, m): the transpose, scaled when scaling is set."""
+        return X.T if self.scaler_ is None else self.scaler_.transform(X.T)
+
+    def decision_function(self, X):
+        """z = w.T x + b for each row of X (m, n_features): shape (m,); above 0 leans to classes_[1]."""
+        check_is_fitted(self)
+        X = validate_data(self, X, dtype=FLOATS, reset=False)
+        return (self.coef_ @ self._features(X) + self.intercept_[0]).reshape(-1)  # (1, n_x) @ (n_x, m)
+
+    def predict_proba(self, X):
+        """(m, 2): the probability of classes_[0] and of classes_[1] for each row of X."""
+        p = sigmoid(self.decision_function(X))  # (m,)
+        return np.column_stack([1 - p, p])
+
+    def predict(self, X):
+        """classes_[1] where its probability is above threshold_, else classes_[0]: shape (m,)."""
+        check_is_fitted(self)
+        return self.classes_[(self.predict_proba(X)[:, 1] > self.threshold_).astype(int)]
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_class = False  # one neuron, one probability: two classes only
+        return tags
+
+    def save(self, path):
+        """Write a model.npz that `catneuron predict --model PATH` takes. The neuron must see pixels the way
+        predict gives them: scaling "divide255" or "standardize", n_features = h * w * 3."""
+        from pipeline.artifacts import Model, save_model
+        from pipeline.names import check_class_names
+
+        check_is_fitted(self)
+        if self.scaler_ is None:
+            raise ValueError("Neuron.save: scaling=None means X was scaled outside the estimator, which predict "
+                             "cannot repeat; fit with scaling='divide255' (or 'standardize') on raw pixels")
+        shape, fit, resample = getattr(self, "_image", None) or (_square(self.n_features_in_), "squash", "bilinear")
+        classes = check_class_names([str(c) for c in self.classes_], "Neuron.save: classes_")
+        save_model(Path(path), Model(w=self.coef_.T, b=float(self.intercept_[0]), image_shape=shape,
+                                     scaler=self.scaler_, classes=classes, threshold=float(self.threshold_),
+                                     fit=fit, resample=resample))
+        return Path(path)
+
+    def report_html(self):
+        """The run's report.html, shown inline by Jupyter (in an iframe, its styles kept to itself)."""
+        run_dir = getattr(self, "_run_dir", None)
+        if run_dir is None or not (run_dir / "report.html").is_file():
+            raise ValueError("report_html: this Neuron has no run report; load_run a run folder that holds one")
+        return Report(run_dir / "report.html")
+
+
+def _split(Y, config):
+    """(train rows, validation rows or None): data.val_fraction of each class, as train carves the course file."""
+    if not config.data.val_fraction:
+        for key, on in (("early_stopping", config.train.early_stopping),
+                        ("threshold 'auto'", config.evaluate.threshold == "auto")):
+            if on:
+                raise ValueError(f"Neuron: {key} needs a validation split: set validation_fraction above 0")
+        return slice(None), None
+    from pipeline.scan import split
+
+    names = np.array(split([types.SimpleNamespace(label=int(v)) for v in Y[0]], 0.0, config.data.val_fraction,
+                           config.data.split_seed))
+    train, val = np.flatnonzero(names == "train"), np.flatnonzero(names == "val")
+    if not len(val) or len(np.unique(Y[0, train])) < 2:
+        raise ValueError(f"Neuron: validation_fraction {config.data.val_fraction} leaves no validation row or "
+                         f"training rows of one class only (of {Y.shape[1]} rows)")
+    return train, val
+
+
+def _square(n_features):
+    """(s, s, 3) for n_features = 3 s^2, the image shape predict resizes to; else a ValueError."""
+    s = round((n_features / 3) ** 0.5)
+    if 3 * s * s != n_features:
+        raise ValueError(f"Neuron.save: {n_features} features are not the pixels of a square RGB image (3 s^2)")
+    return (s, s, 3)
+
+
+class Report:
+    """A run's report.html: str() is the page, Jupyter shows it inline."""
+
+    def __init__(self, path):
+        self.path = Path(path)
+
+    def __str__(self):
+        return self.path.read_text(encoding="utf-8")
+
+    def __repr__(self):
+        return f"Report({str(self.path)!r})"
+
+    def _repr_html_(self):
+        return (f'<iframe srcdoc="{html.escape(str(self))}" style="width: 100%; height: 720px; border: 0" '
+                f'title="{html.escape(str(self.path))}"></iframe>')
+
+
+def load_run(path):
+    """A fitted Neuron from a run folder or a model.npz: it takes raw 0..255 pixels as rows (m, h * w * 3)
+    (load_images(...).reshape(m, -1)), applies the run's scaling (/255, or the stored mean and std) inside,
+    and predicts with the run's threshold. From a run folder it also has the run's train settings as its
+    parameters, costs_ and n_iter_, and report_html()."""
+    from pipeline.artifacts import load_model, read_costs, read_json
+    from pipeline.config import load_config
+
+    path = Path(path)
+    model = load_model(path)
+    run_dir = path if path.is_dir() else path.parent
+    run = run_dir if (run_dir / "config.yaml").is_file() and (run_dir / "model.npz").samefile(
+        path / "model.npz" if path.is_dir() else path) else None
+    config = load_config(run / "config.yaml") if run else Config()
+    params = {name: _value(config, key) for name, key in KEYS.items()}
+    params.update(scaling=model.scaler.kind, threshold=model.threshold)
+    neuron = Neuron(**params)
+    neuron.classes_ = np.array(model.classes)
+    neuron.coef_, neuron.intercept_ = model.w.T.copy(), np.array([model.b])  # (1, n_x), (1,)
+    neuron.n_features_in_, neuron.scaler_, neuron.threshold_ = model.w.shape[0], model.scaler, model.threshold
+    neuron.costs_ = read_costs(run / "costs.csv")[1] if run and (run / "costs.csv").is_file() else []
+    record = read_json(run / "run.json") if run and (run / "run.json").is_file() else {}
+    stopped = (record.get("training") or {}).get("stopped_at")
+    neuron.n_iter_ = stopped if stopped is not None else (config.train.num_iterations if run else None)
+    neuron.learning_rate_ = (record.get("training") or {}).get("learning_rate", config.train.learning_rate)
+    neuron._image, neuron._run_dir = (model.image_shape, model.fit, model.resample), run
+    return neuron
+
+
+def _value(config, key):
+    section, name = key.split(".")
+    return getattr(getattr(config, section), name, None)  # None: a key this config version does not have
