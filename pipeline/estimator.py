@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline import PipelineError
-from pipeline.config import Config, with_values
+from pipeline.config import ALL_KEYS, Config, with_values
 from pipeline.features import fit_scaler
 from pipeline.model import sigmoid
 
@@ -30,7 +30,8 @@ except ImportError:  # the [sklearn] extra is not installed: `import pipeline` w
         def __new__(cls, *args, **kwargs):
             raise ImportError(INSTALL)
 
-    ClassifierMixin = object
+    class ClassifierMixin:
+        pass
 
 # Neuron's parameter -> the config key it sets; a parameter left at None keeps the config's default
 KEYS = {"learning_rate": "train.learning_rate", "num_iterations": "train.num_iterations",
@@ -40,14 +41,16 @@ KEYS = {"learning_rate": "train.learning_rate", "num_iterations": "train.num_ite
         "stability_check": "train.stability_check", "scaling": "features.scaling",
         "threshold": "evaluate.threshold", "threshold_metric": "evaluate.threshold_metric",
         "validation_fraction": "data.val_fraction", "split_seed": "data.split_seed"}
+_T = Config().train  # the train keys' defaults are the config's, but learning_rate: see Neuron
 FLOATS = (np.float64, np.float32)  # what X is kept as: the solvers cast it to train.dtype once
 
 
 class Neuron(ClassifierMixin, BaseEstimator):
     """A binary classifier: p = sigmoid(w.T x + b), trained from zeros by full-batch gradient descent.
 
-    The defaults are the lesson's (configs/default.yaml); each parameter means what its config key means
-    (docs/config.md). scaling None uses X as given (the lesson's X / 255 is yours to do), "divide255" or
+    Each parameter means what its config key means (docs/config.md), with the config's default, but for
+    learning_rate: "auto" (1.5/L of the data) rather than the lesson's 0.005, which diverges on features
+    larger than the lesson's pixels / 255. scaling None uses X as given (the lesson's X / 255 is yours to do), "divide255" or
     "standardize" scale raw pixels inside the estimator. validation_fraction carves a stratified validation
     split from X (split_seed), which early_stopping and threshold "auto" need. verbose prints the lesson's
     "Cost after iteration i" lines.
@@ -57,8 +60,9 @@ class Neuron(ClassifierMixin, BaseEstimator):
     learning_rate_ (the step used: the number auto chose), threshold_ (p above it predicts classes_[1]).
     """
 
-    def __init__(self, learning_rate="auto", num_iterations=2000, solver="auto", l2=0.0, tol=None, dtype="float64",
-                 class_weight="none", early_stopping=False, patience=10, print_every=100, stability_check=False,
+    def __init__(self, learning_rate="auto", num_iterations=_T.num_iterations, solver=_T.solver, l2=_T.l2, tol=None,
+                 dtype=_T.dtype, class_weight=_T.class_weight, early_stopping=_T.early_stopping,
+                 patience=_T.patience, print_every=_T.print_every, stability_check=_T.stability_check,
                  scaling=None, threshold=0.5, threshold_metric="accuracy", validation_fraction=0.0, split_seed=0,
                  verbose=False):
         self.learning_rate, self.num_iterations, self.solver, self.l2 = learning_rate, num_iterations, solver, l2
@@ -75,10 +79,16 @@ class Neuron(ClassifierMixin, BaseEstimator):
         values = {key: getattr(self, name) for name, key in KEYS.items() if getattr(self, name) is not None}
         if self.class_weight is None or isinstance(self.class_weight, dict):  # dict: see _weights
             values["train.class_weight"] = "none"
+        for name, key in KEYS.items():
+            if key in values and key not in ALL_KEYS:  # tol before train.tol exists
+                raise ValueError(f"Neuron: {name} is not a setting of this version (no config key {key})")
         try:
             return with_values(Config(), values, "Neuron")
-        except PipelineError as e:
-            raise ValueError(str(e)) from None
+        except PipelineError as e:  # name the parameter the user set, and its key
+            message = str(e)
+            for name, key in KEYS.items():
+                message = message.replace(f"Neuron: {key} ", f"Neuron: {name} ({key}) ", 1)
+            raise ValueError(message) from None
 
     def fit(self, X, y):
         """Train on X (m, n_features) and y (m,) of two classes; returns self."""
