@@ -22,18 +22,19 @@ CITATION = re.compile(r"`(pipeline/[\w/]+\.py)`\s+function\s+`([\w.]+)`,\s+`(pip
 LINE_RANGE = re.compile(r"`pipeline/[\w/]+\.py:\d+-\d+`")
 
 
-def examples(text):
-    """pytest params (kind, code, expected output) for each ```python and ```console block of the guide."""
+def examples(text, name="guide.md"):
+    """pytest params (kind, code, expected output) for each ```python and ```console block of the guide
+    (or of the page name, for the tests' ids)."""
     blocks = [(m.group(1), m.group(2), text.count("\n", 0, m.start()) + 1) for m in FENCE.finditer(text)]
     found = []
     for i, (lang, body, line) in enumerate(blocks):
         if lang == "python":
             following = blocks[i + 1] if i + 1 < len(blocks) else ("", None, 0)
             found.append(pytest.param("python", body, following[1] if following[0] == "text" else None,
-                                      id=f"guide.md:{line}"))
+                                      id=f"{name}:{line}"))
         elif lang == "console":
             command, _, expected = body.partition("\n")
-            found.append(pytest.param("console", command, expected, id=f"guide.md:{line}"))
+            found.append(pytest.param("console", command, expected, id=f"{name}:{line}"))
     return found
 
 
