@@ -3,7 +3,7 @@
 __version__ = "0.1.0"
 
 # the library surface, imported on first use: the CLI never pays for scikit-learn (docs/python.md)
-_LAZY = {"Neuron": "estimator", "load_run": "estimator", "load_images": "library", "load_folder": "library"}
+_LAZY = {"Neuron": "estimator", "load_run": "library", "load_images": "library", "load_folder": "library"}
 __all__ = ["PipelineError", *_LAZY]
 
 

@@ -4,10 +4,9 @@ X comes as rows, (m, n_features), scikit-learn's orientation; inside, the solver
 X.T of shape (n_x, m), the course's. The parameters are the config's train keys (and features.scaling,
 evaluate.threshold, data.val_fraction and data.split_seed): fit checks them with the config's own checks,
 and trains through pipeline.train.engine as `train` does. load_run turns a run folder or model.npz back
-into a fitted Neuron that takes raw 0..255 pixels, the run's scaling inside it (docs/python.md).
+into a fitted Neuron (pipeline/library.py).
 """
 import dataclasses
-import html
 import sys
 import types
 from pathlib import Path
@@ -50,8 +49,8 @@ class Neuron(ClassifierMixin, BaseEstimator):
 
     Each parameter means what its config key means (docs/config.md), with the config's default, but for
     learning_rate: "auto" (1.5/L of the data) rather than the lesson's 0.005, which diverges on features
-    larger than the lesson's pixels / 255. scaling None uses X as given (the lesson's X / 255 is yours to do), "divide255" or
-    "standardize" scale raw pixels inside the estimator. validation_fraction carves a stratified validation
+    larger than the lesson's pixels / 255. scaling None uses X as given (the lesson's X / 255 is yours to
+    do), "divide255" or "standardize" scale raw pixels inside the estimator. validation_fraction carves a stratified validation
     split from X (split_seed), which early_stopping and threshold "auto" need. verbose prints the lesson's
     "Cost after iteration i" lines.
 
@@ -187,6 +186,8 @@ class Neuron(ClassifierMixin, BaseEstimator):
         run_dir = getattr(self, "_run_dir", None)
         if run_dir is None or not (run_dir / "report.html").is_file():
             raise ValueError("report_html: this Neuron has no run report; load_run a run folder that holds one")
+        from pipeline.library import Report
+
         return Report(run_dir / "report.html")
 
 
@@ -215,54 +216,3 @@ def _square(n_features):
     if 3 * s * s != n_features:
         raise ValueError(f"Neuron.save: {n_features} features are not the pixels of a square RGB image (3 s^2)")
     return (s, s, 3)
-
-
-class Report:
-    """A run's report.html: str() is the page, Jupyter shows it inline."""
-
-    def __init__(self, path):
-        self.path = Path(path)
-
-    def __str__(self):
-        return self.path.read_text(encoding="utf-8")
-
-    def __repr__(self):
-        return f"Report({str(self.path)!r})"
-
-    def _repr_html_(self):
-        return (f'<iframe srcdoc="{html.escape(str(self))}" style="width: 100%; height: 720px; border: 0" '
-                f'title="{html.escape(str(self.path))}"></iframe>')
-
-
-def load_run(path):
-    """A fitted Neuron from a run folder or a model.npz: it takes raw 0..255 pixels as rows (m, h * w * 3)
-    (load_images(...).reshape(m, -1)), applies the run's scaling (/255, or the stored mean and std) inside,
-    and predicts with the run's threshold. From a run folder it also has the run's train settings as its
-    parameters, costs_ and n_iter_, and report_html()."""
-    from pipeline.artifacts import load_model, read_costs, read_json
-    from pipeline.config import load_config
-
-    path = Path(path)
-    model = load_model(path)
-    run_dir = path if path.is_dir() else path.parent
-    run = run_dir if (run_dir / "config.yaml").is_file() and (run_dir / "model.npz").samefile(
-        path / "model.npz" if path.is_dir() else path) else None
-    config = load_config(run / "config.yaml") if run else Config()
-    params = {name: _value(config, key) for name, key in KEYS.items()}
-    params.update(scaling=model.scaler.kind, threshold=model.threshold)
-    neuron = Neuron(**params)
-    neuron.classes_ = np.array(model.classes)
-    neuron.coef_, neuron.intercept_ = model.w.T.copy(), np.array([model.b])  # (1, n_x), (1,)
-    neuron.n_features_in_, neuron.scaler_, neuron.threshold_ = model.w.shape[0], model.scaler, model.threshold
-    neuron.costs_ = read_costs(run / "costs.csv")[1] if run and (run / "costs.csv").is_file() else []
-    record = read_json(run / "run.json") if run and (run / "run.json").is_file() else {}
-    stopped = (record.get("training") or {}).get("stopped_at")
-    neuron.n_iter_ = stopped if stopped is not None else (config.train.num_iterations if run else None)
-    neuron.learning_rate_ = (record.get("training") or {}).get("learning_rate", config.train.learning_rate)
-    neuron._image, neuron._run_dir = (model.image_shape, model.fit, model.resample), run
-    return neuron
-
-
-def _value(config, key):
-    section, name = key.split(".")
-    return getattr(getattr(config, section), name, None)  # None: a key this config version does not have

@@ -1,9 +1,11 @@
-"""Images for notebooks: files and class folders -> (m, h, w, 3) uint8 arrays, through the one loader.
+"""The library's loaders: images for notebooks, and a trained run as a fitted pipeline.Neuron.
 
+Files and class folders become (m, h, w, 3) uint8 arrays through the one loader:
 load_images reads files as predict does (pipeline/images.py: the same allow-list, fits, bombs refused);
 load_folder walks a folder dataset as prepare does (pipeline/scan.py: one subfolder per class, hidden files
 and non-image names left out). A bad file is a PipelineError naming it: nothing is skipped silently.
 """
+import html
 from pathlib import Path
 
 import numpy as np
@@ -40,6 +42,57 @@ def load_folder(root, positive="cat", negative="non-cat", size=64, fit="squash",
     entries, _ = scan(root, data)
     paths = [e.path for e in entries]
     return load_images(paths, size, fit, resample), np.array([e.label for e in entries], np.int64), paths
+
+
+class Report:
+    """A run's report.html: str() is the page, Jupyter shows it inline."""
+
+    def __init__(self, path):
+        self.path = Path(path)
+
+    def __str__(self):
+        return self.path.read_text(encoding="utf-8")
+
+    def __repr__(self):
+        return f"Report({str(self.path)!r})"
+
+    def _repr_html_(self):
+        return (f'<iframe srcdoc="{html.escape(str(self))}" style="width: 100%; height: 720px; border: 0" '
+                f'title="{html.escape(str(self.path))}"></iframe>')
+
+
+def load_run(path):
+    """A fitted Neuron from a run folder or a model.npz: it takes raw 0..255 pixels as rows (m, h * w * 3)
+    (load_images(...).reshape(m, -1)), applies the run's scaling (/255, or the stored mean and std) inside,
+    and predicts with the run's threshold. From a run folder it also has the run's train settings as its
+    parameters, costs_ and n_iter_, and report_html()."""
+    from pipeline.artifacts import load_model, read_costs, read_json
+    from pipeline.config import Config, load_config
+    from pipeline.estimator import KEYS, Neuron  # scikit-learn: only here
+
+    path = Path(path)
+    model = load_model(path)
+    folder = path if path.is_dir() else path.parent if path.name == "model.npz" else None
+    run = folder if folder is not None and (folder / "config.yaml").is_file() else None  # else a model alone
+    config = load_config(run / "config.yaml") if run else Config()
+    params = {name: _value(config, key) for name, key in KEYS.items()}
+    params.update(scaling=model.scaler.kind, threshold=model.threshold)
+    neuron = Neuron(**params)
+    neuron.classes_ = np.array(model.classes)
+    neuron.coef_, neuron.intercept_ = model.w.T.copy(), np.array([model.b])  # (1, n_x), (1,)
+    neuron.n_features_in_, neuron.scaler_, neuron.threshold_ = model.w.shape[0], model.scaler, model.threshold
+    neuron.costs_ = read_costs(run / "costs.csv")[1] if run and (run / "costs.csv").is_file() else []
+    record = read_json(run / "run.json") if run and (run / "run.json").is_file() else {}
+    stopped = (record.get("training") or {}).get("stopped_at")
+    neuron.n_iter_ = stopped if stopped is not None else (config.train.num_iterations if run else None)
+    neuron.learning_rate_ = (record.get("training") or {}).get("learning_rate", config.train.learning_rate)
+    neuron._image, neuron._run_dir = (model.image_shape, model.fit, model.resample), run
+    return neuron
+
+
+def _value(config, key):
+    section, name = key.split(".")
+    return getattr(getattr(config, section), name, None)  # None: a key this config version does not have
 
 
 def _size(size):
