@@ -23,7 +23,7 @@ INSTALL = "pipeline.Neuron needs scikit-learn: pip install 'catneuron[sklearn]'"
 try:
     from sklearn.base import BaseEstimator, ClassifierMixin
     from sklearn.utils.multiclass import check_classification_targets
-    from sklearn.utils.validation import check_is_fitted, validate_data
+    from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 except ImportError:  # the [sklearn] extra is not installed: `import pipeline` works, making a Neuron says why not
     class BaseEstimator:
         def __new__(cls, *args, **kwargs):
@@ -89,8 +89,9 @@ class Neuron(ClassifierMixin, BaseEstimator):
                 message = message.replace(f"Neuron: {key} ", f"Neuron: {name} ({key}) ", 1)
             raise ValueError(message) from None
 
-    def fit(self, X, y):
-        """Train on X (m, n_features) and y (m,) of two classes; returns self."""
+    def fit(self, X, y, sample_weight=None):
+        """Train on X (m, n_features) and y (m,) of two classes; sample_weight (m,) weighs each example's loss
+        (times class_weight's). Returns self."""
         from pipeline.train import Validation, engine, step_size
 
         config = self.config()
@@ -104,6 +105,11 @@ class Neuron(ClassifierMixin, BaseEstimator):
         Y = (y == self.classes_[1]).astype(np.float64).reshape(1, -1)  # (1, m)
         train, val = _split(Y, config)
         weights = self._weights(y[train], Y[:, train], config)
+        if sample_weight is not None:
+            sample_weight = _check_sample_weight(sample_weight, X, ensure_non_negative=True)[train].reshape(1, -1)
+            if not sample_weight.any():
+                raise ValueError("Neuron: sample_weight is zero for every training example")
+            weights = sample_weight if weights is None else weights * sample_weight  # (1, m_train)
         self.scaler_ = None if self.scaling is None else fit_scaler(self.scaling, X[train].T)
         X_train = self._features(X[train])  # (n_x, m_train)
         monitor = None
