@@ -56,6 +56,11 @@ def test_the_lesson_printed_as_the_lesson_prints_it(course_dir):
     assert printed[-1] == "Cost after iteration 1900: 0.140872"
 
 
+def test_a_short_repr_of_what_differs_from_the_defaults():
+    assert repr(Neuron()) == "Neuron()"
+    assert repr(Neuron(solver="gram", l2=10.0)) == "Neuron(l2=10.0, solver='gram')"
+
+
 def test_any_two_labels_and_the_second_is_positive():
     X = np.array([[0.0], [1.0], [2.0], [3.0]])
     neuron = Neuron(num_iterations=300).fit(X, ["dog", "dog", "cat", "cat"])

@@ -122,6 +122,10 @@ def test_load_images_is_predicts_loader(tmp_path):
     (tmp_path / "notes.png").write_text("not a picture")
     with pytest.raises(PipelineError, match=r"notes.png: not an image \(a text file\)"):
         load_images([tmp_path / "a.png", tmp_path / "notes.png"])
+    with pytest.raises(PipelineError, match=r"missing.png: no such file"):
+        load_images([tmp_path / "missing.png"])
+    with pytest.raises(PipelineError, match=r": is a folder, not an image file"):
+        load_images([tmp_path])
     with pytest.raises(PipelineError, match="fit must be one of squash, crop, pad, got 'stretch'"):
         load_images([tmp_path / "a.png"], fit="stretch")
     with pytest.raises(PipelineError, match=r"size must be a whole number of pixels from 1 to 1024, or \(h, w\), got 0"):
