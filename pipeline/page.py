@@ -11,7 +11,7 @@ table { border-collapse: collapse; margin: 0.5em 0; } td, th { border: 1px solid
 td.num { text-align: right; font-variant-numeric: tabular-nums; } th { vertical-align: bottom; }
 tr.best td { background: #fff3c4; font-weight: bold; } .note { color: #444; }
 table.summary { font-size: 0.9em; } table.summary td, table.summary th { padding: 0.2em 0.4em; }
-.scroll { overflow-x: auto; }
+.scroll { overflow-x: auto; } table.summary td:first-child { white-space: nowrap; }
 .provenance td:first-child { white-space: nowrap; } .provenance td { overflow-wrap: anywhere; }
 .row { display: flex; flex-wrap: wrap; gap: 1.5em; align-items: flex-start; }
 .gallery { display: flex; flex-wrap: wrap; gap: 0.8em; }

@@ -288,7 +288,10 @@ def _summary(header, rows, runs):
     numeric = [j for j, k in enumerate(keep)
                if header[k] != "run" and any(_float(r[k:k + 1]) is not None for r in rows)]
     top = {i: "best" for i, row in enumerate(rows) if best is not None and best < len(row) and row[best]}
-    note = [page.paragraph(f"Highlighted: {rows[i][0]}, the best run by {rows[i][best]}.", "note") for i in top]
+    tied = ", ".join(rows[i][0] for i in top)
+    note = [page.paragraph(f"Highlighted: {tied}, the best run by {rows[i][best]}." if len(top) == 1 else
+                           f"Highlighted: a tie of {len(top)} runs, {tied}, equal best by {rows[i][best]}.", "note")
+            for i in list(top)[:1]]
     table = page.table(names, shown, numeric=numeric, css_class="summary", row_classes=top)
     return [f'<div class="scroll">{table}</div>', *note]  # many swept keys: the table scrolls, not the page
 
