@@ -237,7 +237,7 @@ def write_sweep_report(sweep_dir, cost_scale=None):
     if cost_scale not in ("linear", "log"):
         raise PipelineError(f"{sweep_dir}: cost_scale must be linear or log, got {cost_scale!r}")
     costs = {run: read_costs(run / "costs.csv", cost_scale == "log") for run in runs}
-    label = lambda run: ", ".join(f"{k.split('.')[1]}={settings[run][k]}" for k in varying) or run.name
+    label = lambda run: ", ".join(f"{k.split('.')[1]}={page.yes_no(settings[run][k])}" for k in varying) or run.name
     chart = line_chart([(label(run), *costs[run]) for run in runs], "Cost by iteration, one line per run",
                        "iteration", "cost", log_y=cost_scale == "log",
                        size=(WIDE[0], max(WIDE[1], 110 + 18 * len(runs))))
@@ -307,6 +307,8 @@ def _summary_cell(column, text, runs):
     if column == "run":  # only a run folder's own name becomes part of a link
         return page.link(text, f"{text}/report.html") if text in runs else text
     value = _float([text])
+    if text in ("True", "False"):  # a swept switch, as summary.csv writes Python's booleans
+        return {"True": "Yes", "False": "No"}[text]
     if value is None or "." in column:  # text, or a swept config value (train.learning_rate): as written
         return text
     if column.endswith(RATES) and not column.endswith("average_precision"):  # an area, as in a run's report

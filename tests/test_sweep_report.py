@@ -171,3 +171,12 @@ def test_no_two_lines_of_a_sweep_chart_look_alike():
     looks = [(p.get("stroke"), p.get("stroke-dasharray")) for p in chart.iter(f"{SVG}polyline")]
     assert len(looks) == 12 and len(set(looks)) == 12
     assert len({style(k) for k in range(49)}) == 49
+
+
+def test_a_swept_switch_reads_yes_or_no(sweep, tmp_path):
+    folder = shutil.copytree(sweep, tmp_path / "sweep")
+    (folder / "summary.csv").write_text("run,train.early_stopping,status,best\n"
+                                        "lr-0.001,True,done,\nlr-0.02,False,done,\n")
+    write_sweep_report(folder)
+    page = Page((folder / "report.html").read_text())
+    assert [row[1] for row in page.rows[1:]] == ["Yes", "No"] and "True" not in " ".join(page.text)
