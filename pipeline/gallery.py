@@ -46,9 +46,10 @@ def galleries(test_set, P, model, enlarge):
     p, pred, wrong, right = ranked(test_set, P, model)
     shown = lambda idx: '<div class="gallery">' + "".join(tile(test_set, i, p, pred, model) for i in idx) + "</div>"
     n = min(SHOWN_CONFIDENT, len(right) // 2)
-    every = page.paragraph(f"The {min(len(wrong), SHOWN_MISTAKES)} surest mistakes, surest first. ") + \
-        f'<p>All {len(wrong)}: {page.link("misclassified/index.html", "misclassified/index.html")} ' \
-        f'(and {page.link("misclassified/index.csv", "misclassified/index.csv")}).</p>'
+    where = (f'{page.link("misclassified/index.html", "misclassified/index.html")} '
+             f'(and {page.link("misclassified/index.csv", "misclassified/index.csv")})')
+    every = (f"<p>The {SHOWN_MISTAKES} surest, surest first; all {len(wrong)} on {where}.</p>"
+             if len(wrong) > SHOWN_MISTAKES else f"<p>Surest first; also on {where}.</p>")
     return [page.section("misclassified", f"Misclassified test images ({len(wrong)} of {test_set.m})",
                          *((every, shown(wrong[:SHOWN_MISTAKES])) if len(wrong) else
                            (page.paragraph("None: every test image is right."),))),

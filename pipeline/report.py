@@ -120,10 +120,10 @@ def _training_words(config, training, iterations, costs, kept):
     lr = training.get("learning_rate", config.train.learning_rate)  # the rate used; "auto" for an old run
     rate = lr if isinstance(lr, str) else f"{lr:.4g}" + " (auto)" * (config.train.learning_rate == "auto")
     ran = iterations[-1] if training.get("stopped_at") is not None else config.train.num_iterations
-    at = kept[1] if kept else -1
-    mark = ", marked on the curve" if kept else ""
+    cost = (f"The kept weights' training cost (iteration {kept[0]}): {page.number(costs[kept[1]])}" if kept else
+            f"The last recorded training cost (iteration {iterations[-1]}): {page.number(costs[-1])}")
     return (f"{ran} iterations at learning rate {rate}. Kept: {story.kept_words(training, config.train.num_iterations)}"
-            f"{mark}. Its training cost is {page.number(costs[at])} (from {page.number(costs[0])} at iteration 0).")
+            f"{', marked on the curve' * bool(kept)}. {cost}, from {page.number(costs[0])} at iteration 0.")
 
 
 def _write(path, text):

@@ -110,7 +110,9 @@ def test_the_report_reads_as_a_story(folder_run):
     assert f"kept: iteration {best}" in (run / "cost_curve.svg").read_text()  # the kept iteration, marked
     with open(run / "costs.csv") as f:
         kept_cost = next(float(r["cost"]) for r in csv.DictReader(f) if r["iteration"] == best)
-    assert f"Its training cost is {kept_cost:#.5g}" in text  # the kept model's, not the last iteration's
+    mistakes = (run / "misclassified" / "index.csv").read_text().splitlines()
+    assert f"The kept weights' training cost (iteration {best}): {kept_cost:#.5g}" in text  # not the last one's
+    assert f"The 24 surest, surest first; all {len(mistakes) - 1} on" in text
     assert ["Train", "Validation", "Test"] == page.rows[0][1:]
     assert "True" not in text and "False" not in text and ["train.early_stopping", "Yes"] in page.rows
 
