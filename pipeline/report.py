@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline import PipelineError, data, page, story
-from pipeline.artifacts import load_model, read_costs, read_json, read_metrics
+from pipeline.artifacts import load_model, read_costs, read_json, read_metrics, read_run
 from pipeline.config import load_config
 from pipeline.curves import auc, average_precision, both_classes, pr_curve, roc_curve
 from pipeline.explain import report_section
@@ -242,7 +242,7 @@ def write_sweep_report(sweep_dir, cost_scale=None):
                        "iteration", "cost", log_y=cost_scale == "log",
                        size=(WIDE[0], max(WIDE[1], 110 + 18 * len(runs))))
     summary = sweep_dir / "summary.csv"
-    header, rows = _read_table(summary) if summary.is_file() else _sweep_table(runs, settings, varying, costs)
+    header, rows = _read_table(summary) if summary.is_file() else _sweep_table(runs, settings, varying)
     write_text(sweep_dir / "cost_curves.svg", svg(chart))
     write_png(sweep_dir / "cost_curves.png", png(chart))
     write_text(sweep_dir / "report.html", page.document(
@@ -263,14 +263,14 @@ def _read_table(path):
     return rows[0], rows[1:]
 
 
-def _sweep_table(runs, settings, varying, costs):
+def _sweep_table(runs, settings, varying):
     """summary.csv's columns for a folder of runs the sweep command did not write."""
     header = ["run", *varying, "train_accuracy", "test_accuracy", "test_log_loss", "final_cost"]
     rows = []
     for run in runs:
-        m = read_metrics(run / "metrics.json")
-        rows.append([run.name, *(settings[run][k] for k in varying), m["train"]["accuracy"], m["test"]["accuracy"],
-                     m["test"]["log_loss"], costs[run][1][-1]])
+        m = read_run(run)[1]  # final_cost: the kept weights' cost
+        rows.append([run.name, *(settings[run][k] for k in varying), m["train_accuracy"], m["test_accuracy"],
+                     m["test_log_loss"], m["final_cost"]])
     return header, [[str(v) for v in row] for row in rows]
 
 

@@ -1,6 +1,7 @@
 """A run tells its story: the closing summary on stderr, the report's verdict, threshold and kept iteration, and
 mistakes named by their source files, through real `train` runs on generated folders and course-schema files."""
 import csv
+import json
 import re
 from html.parser import HTMLParser
 
@@ -110,6 +111,8 @@ def test_the_report_reads_as_a_story(folder_run):
     assert f"kept: iteration {best}" in (run / "cost_curve.svg").read_text()  # the kept iteration, marked
     with open(run / "costs.csv") as f:
         kept_cost = next(float(r["cost"]) for r in csv.DictReader(f) if r["iteration"] == best)
+    compared = json.loads(run_cli("compare", run, "--json", check=0).stdout)
+    assert compared["metrics"]["final_cost"] == [kept_cost]  # compare and sweeps speak of the kept weights too
     mistakes = (run / "misclassified" / "index.csv").read_text().splitlines()
     assert f"The kept weights' training cost (iteration {best}): {kept_cost:#.5g}" in text  # not the last one's
     assert f"The 24 surest, surest first; all {len(mistakes) - 1} on" in text
