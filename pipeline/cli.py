@@ -115,9 +115,9 @@ def cmd_train(args):
     logits = {}  # each split's Z (1, m), computed once by train's evaluation
     with progress(args, total=n, desc="train", unit="it") as bar:
         run_dir, model, metrics = train(config, train_set, test_set, Path(args.config).stem, args.run_dir,
-                                  on_cost=lambda i, cost: write(f"Cost after iteration {i}: {cost:f}"),
-                                  on_step=lambda i: bar.update(), overrides=args.set, config_file=args.config,
-                                  val_set=val_set, log=info, logits=logits)
+                                        on_cost=lambda i, cost: write(f"Cost after iteration {i}: {cost:f}"),
+                                        on_step=lambda i: bar.update(), overrides=args.set,
+                                        config_file=args.config, val_set=val_set, log=info, logits=logits)
     _print_accuracies(model, (train_set, test_set), logits)
     _closing_summary(run_dir, metrics, config)
 

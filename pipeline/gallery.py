@@ -1,6 +1,8 @@
 """The report's galleries of test images: the surest mistakes (all of them on misclassified/index.html), and the
 most and least confident correct predictions. Each caption names the image's source file and says how its
 probability compares with the threshold."""
+from html import escape
+
 import numpy as np
 from PIL import Image
 
@@ -40,7 +42,7 @@ def caption(test_set, i, p, pred, model):
     return name, f"true {model.classes[test_set.y[0, i]]}; {versus(p[i], model.threshold, model.classes[pred[i]])}"
 
 
-def galleries(test_set, P, model, enlarge):
+def galleries(test_set, P, model):
     """The surest misclassified test images (at most SHOWN_MISTAKES, linking to misclassified/index.html
     for all of them) and the most and least confident correct ones."""
     p, pred, wrong, right = ranked(test_set, P, model)
@@ -69,7 +71,7 @@ def mistakes_page(test_set, P, model, files):
     """misclassified/index.html: every mistake, surest first, each shown from its PNG in that folder (files:
     {test index: file name}), so that the page stays light however many there are."""
     p, pred, wrong, _ = ranked(test_set, P, model)
-    figures = [page.figure(f'<img src="{page.escape(files[i])}" alt="{page.escape(name)}" width="{TILE}" '
+    figures = [page.figure(f'<img src="{escape(files[i])}" alt="{escape(name)}" width="{TILE}" '
                            f'class="pixels" loading="lazy">', name, words)
                for i in wrong for name, words in [caption(test_set, i, p, pred, model)]]
     return page.document(f"Misclassified test images ({len(wrong)} of {test_set.m})",

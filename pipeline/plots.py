@@ -15,14 +15,15 @@ from PIL import Image, ImageDraw, ImageFont
 STYLES = [("#000000", ()), ("#d55e00", (8, 4)), ("#0072b2", (2, 3)), ("#e69f00", (10, 3, 2, 3)),
           ("#56b4e9", (5, 5)), ("#009e73", (1, 2)), ("#cc79a7", (12, 4))]
 
+LEFT, RIGHT, TOP, BOTTOM = 72, 20, 34, 52  # margins around the plot area, in pixels
+FONT_SIZE = 13
+
 
 def style(k):
     """Series k's (colour, dash): STYLES for the first seven, then each colour with another dash pattern, so
     that no two of the first 49 series look alike."""
     n = len(STYLES)
     return STYLES[k % n][0], STYLES[(k + k // n) % n][1]
-LEFT, RIGHT, TOP, BOTTOM = 72, 20, 34, 52  # margins around the plot area, in pixels
-FONT_SIZE = 13
 
 
 @dataclass

@@ -81,7 +81,7 @@ def write_run_report(run_dir, splits=None, config=None, record=None, test_logits
               f"test accuracy {page.percent(metrics['test']['accuracy'])}: {fn} {model.classes[1]} images missed and "
               f"{fp} {model.classes[0]} images taken for {model.classes[1]}, out of {tn + fp + fn + tp}."
               f"{_untrained(training)}")
-    mistakes, confident = galleries(test_set, P, model, config.evaluate.enlarge)
+    mistakes, confident = galleries(test_set, P, model)
     return _write(run_dir / "report.html", page.document(
         f"Run {run_dir.name}",
         page.section("overview", "Overview", page.paragraph(glance, "glance"), _metrics_table(metrics, auc_row)),
