@@ -296,18 +296,21 @@ def read_costs(path, positive=False, validation=False):
 
 def read_run(run_dir):
     """A finished run folder as (config, metrics, record): metrics flat (final_cost, train_accuracy,
-    validation_log_loss, test_log_loss, ...: every number of metrics.json and the last recorded cost), record
-    its run.json ({} if none).
+    validation_log_loss, test_log_loss, ...: every number of metrics.json, and the training cost of the
+    weights the run kept: early stopping's iteration, else the last recorded), record its run.json ({} if none).
     """
     run_dir = Path(run_dir)
     config = load_config(run_dir / "config.yaml")
     result = read_metrics(run_dir / "metrics.json")
-    metrics = {"final_cost": read_costs(run_dir / "costs.csv")[1][-1]}
+    record = read_json(run_dir / "run.json") if (run_dir / "run.json").exists() else {}
+    training = record.get("training") if isinstance(record.get("training"), dict) else {}
+    iterations, costs = read_costs(run_dir / "costs.csv")
+    kept = training.get("best_iteration") if training.get("early_stopping") else None
+    metrics = {"final_cost": costs[iterations.index(kept)] if kept in iterations else costs[-1]}
     for split in ("train", "validation", "test"):
         for key, value in result.get(split, {}).items():
             if isinstance(value, (int, float)) and key != "count":
                 metrics[f"{split}_{key}"] = value
-    record = read_json(run_dir / "run.json") if (run_dir / "run.json").exists() else {}
     return config, metrics, record
 
 

@@ -114,12 +114,23 @@ def cmd_train(args):
     n = config.train.num_iterations
     logits = {}  # each split's Z (1, m), computed once by train's evaluation
     with progress(args, total=n, desc="train", unit="it") as bar:
-        run_dir, model, _ = train(config, train_set, test_set, Path(args.config).stem, args.run_dir,
-                                  on_cost=lambda i, cost: write(f"Cost after iteration {i}: {cost:f}"),
-                                  on_step=lambda i: bar.update(), overrides=args.set, config_file=args.config,
-                                  val_set=val_set, log=info, logits=logits)
+        run_dir, model, metrics = train(config, train_set, test_set, Path(args.config).stem, args.run_dir,
+                                        on_cost=lambda i, cost: write(f"Cost after iteration {i}: {cost:f}"),
+                                        on_step=lambda i: bar.update(), overrides=args.set,
+                                        config_file=args.config, val_set=val_set, log=info, logits=logits)
     _print_accuracies(model, (train_set, test_set), logits)
-    info(f"run folder: {run_dir}")
+    _closing_summary(run_dir, metrics, config)
+
+
+def _closing_summary(run_dir, metrics, config):
+    """After the lesson's lines (stdout), what the run came to, on stderr: see pipeline/story.py."""
+    from pipeline.artifacts import read_json
+    from pipeline.story import summary
+
+    info("")
+    for line in summary(metrics, read_json(run_dir / "run.json"), run_dir, config.train.num_iterations,
+                        config.evaluate.threshold_metric):
+        info(line)
 
 
 def cmd_evaluate(args):

@@ -1,4 +1,5 @@
-"""Finished runs side by side: the config values that differ and every metric, with its change from the first run.
+"""Finished runs side by side: the config values that differ and every metric, with its change from the first run
+(accuracies and other shares in %, their changes in percentage points; --json keeps the fractions).
 
 Like `dvc metrics diff`, without git or DVC: the run folders themselves say what they were and what they scored.
 """
@@ -52,11 +53,28 @@ def table(result):
     rows += [[key, *map(_fmt, values)] for key, values in result["params"].items()]
     for name, values in result["metrics"].items():
         deltas = result["change"][name]
-        rows.append([name, *(_fmt(v) + ("" if d is None else f" ({d:+.6g})") for v, d in zip(values, deltas))])
+        rate = is_rate(name)
+        rows.append([name, *(_fmt(v, rate) + ("" if d is None else f" ({_change(d, rate)})")
+                             for v, d in zip(values, deltas))])
     return rows
 
 
-def _fmt(value):
+RATES = ("accuracy", "precision", "recall", "f1")  # shown in %, as the terminal and the reports show them
+
+
+def is_rate(name):
+    """Whether the metric (train_accuracy, test_f1, ...) is a share, shown in %: not an area (roc_auc,
+    average_precision), a cost or a loss."""
+    return name.endswith(RATES) and not name.endswith("average_precision")
+
+
+def _change(delta, rate):
+    return f"{100 * delta:+.2f} points" if rate else f"{delta:+.6g}"
+
+
+def _fmt(value, rate=False):
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and rate:
+        return f"{100 * value:.2f} %"
     return f"{value:.6g}" if isinstance(value, float) else printable(value)  # config values may hold newlines
 
 

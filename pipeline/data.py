@@ -1,7 +1,9 @@
 """Read and validate datasets in the course's HDF5 schema.
 
 A split file holds `<split>_set_x` (m, h, w, 3) uint8, `<split>_set_y` (m,) of 0/1 labels and
-`list_classes` (2,) of byte strings, class 0 first: [b'non-cat', b'cat'] for the course data.
+`list_classes` (2,) of byte strings, class 0 first: [b'non-cat', b'cat'] for the course data. A folder
+dataset's file also holds `<split>_set_source` (m,), each image's path relative to the data root (UTF-8
+strings, variable length): optional, the course files have none.
 
 A file may come from anywhere, so every dataset is checked from its metadata before a byte of it is read:
 links (soft, external) are not followed, virtual datasets and external storage (which read other files) are
@@ -30,6 +32,7 @@ class Dataset:
     y: np.ndarray
     classes: tuple
     path: Path
+    source: tuple = None  # each example's source file, relative to the data root (m,); None: not recorded
 
     @property
     def m(self):
@@ -58,6 +61,7 @@ def load_split(path, split, lazy=False):
                 raise PipelineError(f"{path}: '{ds.name.lstrip('/')}' declares {ds.shape} but the file does not "
                                     "hold that data (unwritten chunks); refused")
         x, y, classes = x if lazy else _read(path, x), _read(path, y), _read(path, classes)
+        source = _sources(f, path, f"{split}_set_source", len(y))
     finally:
         if not lazy:
             f.close()
@@ -68,7 +72,36 @@ def load_split(path, split, lazy=False):
     except UnicodeDecodeError:
         raise PipelineError(f"{path}: list_classes: class names must be UTF-8 text") from None
     names = check_class_names(names, f"{path}: list_classes")
-    return Dataset(x=x, y=y.astype(np.int64).reshape(1, -1), classes=names, path=path)  # y: (m,) -> (1, m)
+    return Dataset(x=x, y=y.astype(np.int64).reshape(1, -1), classes=names, path=path,  # y: (m,) -> (1, m)
+                   source=source)
+
+
+SOURCE_MAX = 4096  # characters of one source path: longer is not a path this project wrote
+
+
+def _sources(f, path, key, m):
+    """The optional `<split>_set_source` of m strings as a tuple of str, or None when the file has none.
+
+    Checked before it is read (shape, a string type) and as it is read, a block at a time (each entry UTF-8
+    text of at most SOURCE_MAX characters): these become text on a page and in a CSV, never paths."""
+    if key not in f:
+        return None
+    ds = _dataset(f, path, key)
+    fixed = h5py.check_string_dtype(ds.dtype) is None  # variable-length strings, or fixed-length bytes
+    if ds.shape != (m,) or (fixed and (ds.dtype.kind != "S" or ds.dtype.itemsize > SOURCE_MAX)):
+        raise PipelineError(f"{path}: {key} must be {m} strings (one per example), got {ds.dtype} of shape {ds.shape}")
+    found = []
+    for start in range(0, m, 4096):  # a block at a time: an entry is checked before the next block is read
+        for value in ds[start:start + 4096]:
+            try:
+                text = value.decode("utf-8") if isinstance(value, bytes) else str(value)
+            except UnicodeDecodeError:
+                raise PipelineError(f"{path}: {key}[{len(found)}]: not UTF-8 text") from None
+            if len(text) > SOURCE_MAX:
+                raise PipelineError(f"{path}: {key}: an entry of {len(text)} characters, over the limit of "
+                                    f"{SOURCE_MAX}")
+            found.append(text)
+    return tuple(found)
 
 
 def _dataset(f, path, key):

@@ -94,23 +94,28 @@ def choose_threshold(Y, P, metric="accuracy"):
 
 
 def write_misclassified(folder, test, probs, model, enlarge=4):
-    """Each wrongly predicted test image as an enlarged PNG, index.csv, and grid.png of them all."""
+    """Each wrongly predicted test image as an enlarged PNG, index.csv (with each image's source file, relative
+    to the data root; empty when the data does not record it), index.html of them all, surest first, and
+    grid.png."""
+    from pipeline.gallery import mistakes_page
+
     pred = (probs > model.threshold).astype(np.int64)  # (1, m)
     wrong = np.flatnonzero(pred[0] != test.y[0])
-    rows, tiles = [], []
+    rows, tiles, files = [], [], {}
     for i in wrong:
         true, guess, p = model.classes[test.y[0, i]], model.classes[pred[0, i]], float(probs[0, i])
         image = enlarged(test.x[i], enlarge)
-        name = f"test_{i:04d}_{safe_name(true)}_as_{safe_name(guess)}.png"  # class names are data
+        name = files[i] = f"test_{i:04d}_{safe_name(true)}_as_{safe_name(guess)}.png"  # class names are data
         write_png(inside(folder, name), image)
         rows.append({"index": int(i), "true_label": true, "predicted_label": guess, "probability": f"{p:.6f}",
-                     "file": name})
+                     "file": name, "source": test.source[i] if test.source else ""})
         tiles.append((image, f"#{i} true {true} p={p:.2f}"))
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, ["index", "true_label", "predicted_label", "probability", "file"])
+    writer = csv.DictWriter(buf, ["index", "true_label", "predicted_label", "probability", "file", "source"])
     writer.writeheader()
     writer.writerows(rows)
     write_text(Path(folder) / "index.csv", buf.getvalue())
+    write_text(Path(folder) / "index.html", mistakes_page(test, probs, model, files))
     write_png(Path(folder) / "grid.png", _grid(tiles))
 
 

@@ -11,11 +11,12 @@ table { border-collapse: collapse; margin: 0.5em 0; } td, th { border: 1px solid
 td.num { text-align: right; font-variant-numeric: tabular-nums; } th { vertical-align: bottom; }
 tr.best td { background: #fff3c4; font-weight: bold; } .note { color: #444; }
 table.summary { font-size: 0.9em; } table.summary td, table.summary th { padding: 0.2em 0.4em; }
-.scroll { overflow-x: auto; }
+.scroll { overflow-x: auto; } table.summary td:first-child { white-space: nowrap; }
 .provenance td:first-child { white-space: nowrap; } .provenance td { overflow-wrap: anywhere; }
 .row { display: flex; flex-wrap: wrap; gap: 1.5em; align-items: flex-start; }
 .gallery { display: flex; flex-wrap: wrap; gap: 0.8em; }
-figure { margin: 0; } figcaption { font-size: 0.85em; max-width: 260px; }
+figure { margin: 0; } figcaption { font-size: 0.85em; max-width: 260px; overflow-wrap: anywhere; }
+.gallery figcaption { max-width: 160px; }
 img.pixels { image-rendering: pixelated; border: 1px solid #999; }
 .glance { font-size: 1.1em; background: #f4f4f4; padding: 0.6em 0.9em; border-left: 4px solid #555; }
 .scale { display: inline-block; width: 200px; height: 14px; border: 1px solid #999; vertical-align: middle;
@@ -38,8 +39,11 @@ def svg_img(svg_text, alt):
     return img(svg_text.encode("utf-8"), "image/svg+xml", alt)
 
 
-def figure(image_html, caption):
-    return f"<figure>{image_html}<figcaption>{escape(caption)}</figcaption></figure>"
+def figure(image_html, caption, *more):
+    """An image with its caption: a line of text, and more lines below it (a gallery's source name, then
+    what the model said)."""
+    lines = "<br>".join(escape(line) for line in (caption, *more))
+    return f"<figure>{image_html}<figcaption>{lines}</figcaption></figure>"
 
 
 class Html(str):
@@ -47,7 +51,12 @@ class Html(str):
 
 
 def html(value):
-    return value if isinstance(value, Html) else escape(str(value))
+    return value if isinstance(value, Html) else escape(yes_no(value))
+
+
+def yes_no(value):
+    """A setting as a reader says it: Yes and No for true and false (Python's True, YAML's true), else as it is."""
+    return {True: "Yes", False: "No"}[value] if isinstance(value, bool) else str(value)
 
 
 def tip(text, full):

@@ -14,8 +14,16 @@ from PIL import Image, ImageDraw, ImageFont
 # (colour, dash pattern): Okabe-Ito colours of different lightness, each with its own dash pattern
 STYLES = [("#000000", ()), ("#d55e00", (8, 4)), ("#0072b2", (2, 3)), ("#e69f00", (10, 3, 2, 3)),
           ("#56b4e9", (5, 5)), ("#009e73", (1, 2)), ("#cc79a7", (12, 4))]
+
 LEFT, RIGHT, TOP, BOTTOM = 72, 20, 34, 52  # margins around the plot area, in pixels
 FONT_SIZE = 13
+
+
+def style(k):
+    """Series k's (colour, dash): STYLES for the first seven, then each colour with another dash pattern, so
+    that no two of the first 49 series look alike."""
+    n = len(STYLES)
+    return STYLES[k % n][0], STYLES[(k + k // n) % n][1]
 
 
 @dataclass
@@ -45,9 +53,11 @@ def label(v):
     return f"{v:.4g}"
 
 
-def line_chart(series, title, xlabel, ylabel, log_y=False, unit_square=False, reference=None, size=(640, 400)):
+def line_chart(series, title, xlabel, ylabel, log_y=False, unit_square=False, reference=None, size=(640, 400),
+               marker=None):
     """Chart of series [(name, xs, ys)]; unit_square fixes both axes to [0, 1]; reference ((x0, y0), (x1, y1))
-    is a grey dashed line, e.g. what chance would score."""
+    is a grey dashed line, e.g. what chance would score; marker (x, text) a vertical line at x, labelled, e.g.
+    the iteration whose weights were kept."""
     w, h = size
     chart = Chart(w, h)
     xs = np.concatenate([np.asarray(s[1], float) for s in series])
@@ -72,9 +82,13 @@ def line_chart(series, title, xlabel, ylabel, log_y=False, unit_square=False, re
     if reference:
         (ax, ay), (bx, by) = reference
         chart.shapes.append(("line", px(ax), py(ay), px(bx), py(by), "#bbbbbb", 1, (4, 4)))
+    if marker:
+        x, text = px(marker[0]), marker[1]
+        chart.shapes += [("line", x, TOP, x, h - BOTTOM, "#666666", 1, (3, 3)),
+                         ("text", x + (4 if x < w / 2 else -4), TOP + 4, text, "lt" if x < w / 2 else "rt", False)]
     drawn = []
     for k, (name, sx, sy) in enumerate(series):
-        colour, dash = STYLES[k % len(STYLES)]
+        colour, dash = style(k)
         points = [(px(a), py(b)) for a, b in zip(sx, sy)]
         drawn += points
         chart.shapes.append(("polyline", points, colour, 2, dash))
@@ -98,7 +112,7 @@ def _legend(chart, series, points, row=18):
     x0, y0 = min(corners, key=covered)  # the first corner wins a tie
     chart.shapes.append(("rect", x0, y0, width, height, "white", "#999999"))
     for k, (name, length) in enumerate(zip(names, lengths)):
-        colour, dash = STYLES[k % len(STYLES)]
+        colour, dash = style(k)
         y = y0 + 4 + row * k + row / 2
         chart.shapes += [("line", x0 + 6, y, x0 + 36, y, colour, 2, dash),
                          ("text", x0 + 42, y, name, "lm", False, length)]

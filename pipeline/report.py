@@ -4,8 +4,8 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline import PipelineError, data, page
-from pipeline.artifacts import load_model, read_costs, read_json, read_metrics
+from pipeline import PipelineError, data, page, story
+from pipeline.artifacts import load_model, read_costs, read_json, read_metrics, read_run
 from pipeline.config import load_config
 from pipeline.curves import auc, average_precision, both_classes, pr_curve, roc_curve
 from pipeline.explain import report_section
@@ -62,10 +62,11 @@ def write_run_report(run_dir, splits=None, config=None, record=None, test_logits
     train_set, test_set = splits
     P = model.predict_proba(test_set.x) if test_logits is None else sigmoid(test_logits)  # (1, m)
 
+    kept = _kept_iteration(training, iterations)
     series = [("training", iterations, costs), ("validation", iterations, val_costs)] if val_costs else \
         [("", iterations, costs)]
     cost = line_chart(series, "Cost during training", "iteration", "cost", log_y=config.report.cost_scale == "log",
-                      size=WIDE)
+                      size=WIDE, marker=kept and (kept[0], f"kept: iteration {kept[0]}"))
     write_text(run_dir / "cost_curve.svg", svg(cost))
     write_png(run_dir / "cost_curve.png", png(cost))
     confusion = png_bytes(confusion_image({"train": metrics["train"]["confusion"],
@@ -76,19 +77,18 @@ def write_run_report(run_dir, splits=None, config=None, record=None, test_logits
     curves, auc_row = _curves(run_dir, test_set.y, P)
 
     (tn, fp), (fn, tp) = metrics["test"]["confusion"]
-    lr = training.get("learning_rate", config.train.learning_rate)  # the rate used; "auto" for an old run
-    rate = lr if isinstance(lr, str) else f"{lr:.4g}" + " (auto)" * (config.train.learning_rate == "auto")
-    glance = (f"{config.train.num_iterations} iterations at learning rate {rate}{_stopping(training)}: "
-              f"cost {page.number(costs[0])} to {page.number(costs[-1])}. "
-              f"Train accuracy {page.percent(metrics['train']['accuracy'])}, "
+    glance = (f"{story.verdict(metrics, model.classes)} Train accuracy {page.percent(metrics['train']['accuracy'])}, "
               f"test accuracy {page.percent(metrics['test']['accuracy'])}: {fn} {model.classes[1]} images missed and "
               f"{fp} {model.classes[0]} images taken for {model.classes[1]}, out of {tn + fp + fn + tp}."
               f"{_untrained(training)}")
-    mistakes, confident = galleries(test_set, P, model, config.evaluate.enlarge)
+    mistakes, confident = galleries(test_set, P, model)
     return _write(run_dir / "report.html", page.document(
         f"Run {run_dir.name}",
         page.section("overview", "Overview", page.paragraph(glance, "glance"), _metrics_table(metrics, auc_row)),
-        page.section("cost", "How training went: the cost curve", page.svg_img(svg(cost), "cost by iteration")),
+        page.section("threshold", "The threshold", page.paragraph(_threshold(training, model, config))),
+        page.section("cost", "How training went: the cost curve",
+                     page.paragraph(_training_words(config, training, iterations, costs, kept)),
+                     page.svg_img(svg(cost), "cost by iteration")),
         mistakes,
         page.section("weights", "What the neuron learned: the weights w as an image",
                      page.img(weights, "image/png", "weights as an image", css_class="pixels"),
@@ -100,6 +100,30 @@ def write_run_report(run_dir, splits=None, config=None, record=None, test_logits
         confident,
         page.section("settings", "Data and settings", _settings(config, splits, model, metrics)),
         page.section("provenance", "Provenance", _provenance(run_dir, record))))
+
+
+def _kept_iteration(training, iterations):
+    """(iteration, its index in costs.csv) of the weights kept by early stopping, else None (the last ones)."""
+    best = training.get("best_iteration") if training.get("early_stopping") else None
+    return (best, iterations.index(best)) if best in iterations else None
+
+
+def _threshold(training, model, config):
+    """How the threshold was chosen, in words."""
+    words = story.threshold_words(training, config.evaluate.threshold_metric) or f"{model.threshold:.4g}"
+    return (f"The neuron answers {model.classes[1]} when its probability p of {model.classes[1]} is above "
+            f"{words}, and {model.classes[0]} otherwise. Every caption below compares p with it.")
+
+
+def _training_words(config, training, iterations, costs, kept):
+    """The cost section's line: iterations, learning rate, the weights kept and the cost of the kept model."""
+    lr = training.get("learning_rate", config.train.learning_rate)  # the rate used; "auto" for an old run
+    rate = lr if isinstance(lr, str) else f"{lr:.4g}" + " (auto)" * (config.train.learning_rate == "auto")
+    ran = iterations[-1] if training.get("stopped_at") is not None else config.train.num_iterations
+    cost = (f"The kept weights' training cost (iteration {kept[0]}): {page.number(costs[kept[1]])}" if kept else
+            f"The last recorded training cost (iteration {iterations[-1]}): {page.number(costs[-1])}")
+    return (f"{ran} iterations at learning rate {rate}. Kept: {story.kept_words(training, config.train.num_iterations)}"
+            f"{', marked on the curve' * bool(kept)}. {cost}, from {page.number(costs[0])} at iteration 0.")
 
 
 def _write(path, text):
@@ -140,14 +164,6 @@ def _provenance(run_dir, record=None):
     return page.table(("what", "value"), rows, css_class="provenance")
 
 
-def _stopping(training):
-    """The glance line's words on early stopping, from the training record."""
-    if training.get("best_iteration") is None or not training.get("early_stopping"):
-        return ""
-    stop = f"stopped at iteration {training['stopped_at']}, " if training.get("stopped_at") is not None else ""
-    return f" ({stop}weights of iteration {training['best_iteration']}, the lowest validation cost)"
-
-
 def _untrained(training):
     """The glance line's warning when early stopping kept the untrained starting point (iteration 0)."""
     if training.get("best_iteration") != 0 or not training.get("early_stopping"):
@@ -155,22 +171,27 @@ def _untrained(training):
     return " Early stopping kept iteration 0: this model is the untrained starting point (p = 0.5 for every image)."
 
 
+# metrics.json's keys, in the order and words of the report's table
+METRIC_NAMES = {"accuracy": "Accuracy", "majority_accuracy": "Majority baseline", "roc_auc": "ROC AUC",
+                "average_precision": "Average precision", "precision": "Precision", "recall": "Recall",
+                "f1": "F1", "log_loss": "Log loss", "count": "Images"}
+
+
 def _metrics_table(metrics, auc_row):
     """Each split's metrics; the baselines sit next to accuracy. Runs from before roc_auc was recorded in
     metrics.json show the test ROC AUC of auc_row."""
     splits = [s for s in ("train", "validation", "test") if s in metrics]
-    names = ("accuracy", "majority_accuracy", "roc_auc", "average_precision", "precision", "recall", "f1",
-             "log_loss", "count")
+    names = METRIC_NAMES
     rates = ("accuracy", "majority_accuracy", "precision", "recall", "f1")
 
     def shown(n, v):
         if v is None:
             return "undefined"  # roc_auc of a single-class split
         return page.percent(v) if n in rates else str(v) if n == "count" else page.number(v)
-    rows = [(n, *(page.tip(shown(n, metrics[s][n]), metrics[s][n]) for s in splits)) for n in names
-            if all(n in metrics[s] for s in splits)]
+    rows = [(page.tip(names[n], n), *(page.tip(shown(n, metrics[s][n]), metrics[s][n]) for s in splits))
+            for n in names if all(n in metrics[s] for s in splits)]  # metrics.json's key in the name's tooltip
     extra = [] if "roc_auc" in metrics["test"] else [auc_row]
-    return page.table(("metric", *splits), rows + extra, numeric=range(1, len(splits) + 1))
+    return page.table(("", *(s.capitalize() for s in splits)), rows + extra, numeric=range(1, len(splits) + 1))
 
 
 def _curves(run_dir, Y, P):
@@ -216,12 +237,12 @@ def write_sweep_report(sweep_dir, cost_scale=None):
     if cost_scale not in ("linear", "log"):
         raise PipelineError(f"{sweep_dir}: cost_scale must be linear or log, got {cost_scale!r}")
     costs = {run: read_costs(run / "costs.csv", cost_scale == "log") for run in runs}
-    label = lambda run: ", ".join(f"{k.split('.')[1]}={settings[run][k]}" for k in varying) or run.name
+    label = lambda run: ", ".join(f"{k.split('.')[1]}={page.yes_no(settings[run][k])}" for k in varying) or run.name
     chart = line_chart([(label(run), *costs[run]) for run in runs], "Cost by iteration, one line per run",
                        "iteration", "cost", log_y=cost_scale == "log",
                        size=(WIDE[0], max(WIDE[1], 110 + 18 * len(runs))))
     summary = sweep_dir / "summary.csv"
-    header, rows = _read_table(summary) if summary.is_file() else _sweep_table(runs, settings, varying, costs)
+    header, rows = _read_table(summary) if summary.is_file() else _sweep_table(runs, settings, varying)
     write_text(sweep_dir / "cost_curves.svg", svg(chart))
     write_png(sweep_dir / "cost_curves.png", png(chart))
     write_text(sweep_dir / "report.html", page.document(
@@ -242,14 +263,14 @@ def _read_table(path):
     return rows[0], rows[1:]
 
 
-def _sweep_table(runs, settings, varying, costs):
+def _sweep_table(runs, settings, varying):
     """summary.csv's columns for a folder of runs the sweep command did not write."""
     header = ["run", *varying, "train_accuracy", "test_accuracy", "test_log_loss", "final_cost"]
     rows = []
     for run in runs:
-        m = read_metrics(run / "metrics.json")
-        rows.append([run.name, *(settings[run][k] for k in varying), m["train"]["accuracy"], m["test"]["accuracy"],
-                     m["test"]["log_loss"], costs[run][1][-1]])
+        m = read_run(run)[1]  # final_cost: the kept weights' cost
+        rows.append([run.name, *(settings[run][k] for k in varying), m["train_accuracy"], m["test_accuracy"],
+                     m["test_log_loss"], m["final_cost"]])
     return header, [[str(v) for v in row] for row in rows]
 
 
@@ -267,7 +288,10 @@ def _summary(header, rows, runs):
     numeric = [j for j, k in enumerate(keep)
                if header[k] != "run" and any(_float(r[k:k + 1]) is not None for r in rows)]
     top = {i: "best" for i, row in enumerate(rows) if best is not None and best < len(row) and row[best]}
-    note = [page.paragraph(f"Highlighted: {rows[i][0]}, the best run by {rows[i][best]}.", "note") for i in top]
+    tied = ", ".join(rows[i][0] for i in top)
+    note = [page.paragraph(f"Highlighted: {tied}, the best run by {rows[i][best]}." if len(top) == 1 else
+                           f"Highlighted: a tie of {len(top)} runs, {tied}, equal best by {rows[i][best]}.", "note")
+            for i in list(top)[:1]]
     table = page.table(names, shown, numeric=numeric, css_class="summary", row_classes=top)
     return [f'<div class="scroll">{table}</div>', *note]  # many swept keys: the table scrolls, not the page
 
@@ -283,6 +307,8 @@ def _summary_cell(column, text, runs):
     if column == "run":  # only a run folder's own name becomes part of a link
         return page.link(text, f"{text}/report.html") if text in runs else text
     value = _float([text])
+    if text in ("True", "False"):  # a swept switch, as summary.csv writes Python's booleans
+        return {"True": "Yes", "False": "No"}[text]
     if value is None or "." in column:  # text, or a swept config value (train.learning_rate): as written
         return text
     if column.endswith(RATES) and not column.endswith("average_precision"):  # an area, as in a run's report

@@ -4,8 +4,9 @@
 <sweep_dir>/<point>/          a run folder as `train` writes it, named from the swept values: lr0.01
 <sweep_dir>/summary.csv, .md  one row per point: the swept values, status, cost, accuracies, log losses (and the
                               validation metrics when there is a validation split), duration, and `best`: empty
-                              except on the best run by the validation metric evaluate.rank_by, where it names
-                              that metric (never chosen by test metrics; with no validation split no run is best)
+                              except on the best run by the validation metric evaluate.rank_by (on every run
+                              tied best, within TIE), where it names that metric (never chosen by test metrics;
+                              with no validation split no run is best)
 
 A point is trained in <point>.incomplete/ and renamed when its run.json is written, so a folder named after
 a point is always a finished run; an interrupted point keeps its .incomplete name until `--resume` redoes it.
@@ -36,6 +37,7 @@ SHORT = {"train.learning_rate": "lr", "train.num_iterations": "it", "features.sc
 POINT_NAME_MAX = 120  # characters of a point's folder name
 MAX_POINTS = 1000  # runs in one sweep: a few lists of a few values; a bigger grid is a typo or an attack
 COLUMNS = ["final_cost", "train_accuracy", "test_accuracy", "train_log_loss", "test_log_loss", "duration_s"]
+TIE = 1e-9  # validation metrics equal within this (relative) are a tie: every tied run is marked best
 VALIDATION_COLUMNS = ["validation_accuracy", "validation_majority_accuracy", "validation_log_loss",
                       "validation_roc_auc"]
 
@@ -206,7 +208,10 @@ def write_summary(sweep_dir, points, status):
     ranked = [r for r in rows if validated and r["status"] == "done" and isinstance(r[rank_by], (int, float))]
     if ranked:  # log loss: lower is better; the other metrics: higher
         sign = 1 if rank_by.endswith("log_loss") else -1
-        min(ranked, key=lambda r: sign * r[rank_by])["best"] = rank_by
+        top = min(sign * r[rank_by] for r in ranked)
+        for r in ranked:  # every run tied with the best is marked: which of them comes first says nothing
+            if abs(sign * r[rank_by] - top) <= TIE * max(abs(top), 1e-300):
+                r["best"] = rank_by
     buf = io.StringIO()
     writer = csv.DictWriter(buf, list(rows[0]), lineterminator="\n")
     writer.writeheader()
@@ -233,6 +238,10 @@ def markdown(rows):
 def best_line(rows):
     """Which run is best on validation (by the metric named in its `best` cell), or why no run is marked."""
     best = [r for r in rows if r["best"]]
+    if len(best) > 1:
+        metric = best[0]["best"]
+        return (f"best on validation: a tie of {len(best)} runs, {', '.join(r['run'] for r in best)} "
+                f"({metric} {best[0][metric]:.6g}, equal within {TIE:g})")
     if best:
         metric = best[0]["best"]
         return f"best on validation: {best[0]['run']} ({metric} {best[0][metric]:.6g})"

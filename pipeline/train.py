@@ -170,7 +170,9 @@ def carve(train_set, fraction, seed):
 
     names = np.array(split([types.SimpleNamespace(label=int(v)) for v in train_set.y[0]], 0.0, fraction, seed))
     x = train_set.x[()]  # (m, h, w, 3), in memory
-    parts = [dataclasses.replace(train_set, x=x[names == s], y=train_set.y[:, names == s]) for s in ("train", "val")]
+    source = np.array(train_set.source or [""] * train_set.m, dtype=object)  # (m,), kept beside each image
+    parts = [dataclasses.replace(train_set, x=x[names == s], y=train_set.y[:, names == s],
+                                 source=train_set.source and tuple(source[names == s])) for s in ("train", "val")]
     if not parts[1].m:
         raise PipelineError(f"data.val_fraction {fraction} leaves no validation image of {train_set.m}; raise it")
     if len(np.unique(parts[0].y)) < 2:

@@ -38,3 +38,16 @@ def write_config(path, root, **data):
               "train": {"num_iterations": 20, "print_every": 10}}
     Path(path).write_text(yaml.safe_dump(config))
     return Path(path)
+
+
+def make_hard_folder(root, per_class=900, size=64, seed=0):
+    """per_class JPEGs of each class under root/cat and root/non-cat whose classes differ only faintly (a
+    slightly redder centre under heavy noise): a neuron gets many right and, as on real photos, many wrong."""
+    rng = np.random.default_rng(seed)
+    for name, label in (("cat", 1), ("non-cat", 0)):
+        folder = Path(root) / name
+        folder.mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            pixels = rng.normal(120, 50, (size, size, 3))
+            pixels[size // 4:-size // 4, size // 4:-size // 4, 0] += 1.5 * label
+            Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8)).save(folder / f"{name}.{i}.jpg", quality=80)

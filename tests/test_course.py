@@ -146,6 +146,7 @@ def test_the_lessons_run_has_a_report_saying_which_cats_it_missed(lesson_run):
     (tn, fp), (fn, tp) = json.loads((run_dir / "metrics.json").read_text())["test"]["confusion"]
     text = (run_dir / "report.html").read_text()
     assert f"test accuracy 70.00 %: {fn} cat images missed and {fp} non-cat images taken for cat, out of 50." in text
-    assert "Misclassified test images (15 of 50)" in text and text.count("predicted non-cat, p(cat)") >= fn
+    assert "Misclassified test images (15 of 50)" in text and text.count("true cat; p = 0.") >= fn
+    assert "threshold 0.500 → non-cat" in text  # the lesson's threshold, in every caption
     with Image.open(run_dir / "weights.png") as image:
         assert image.size == (256, 256)  # the model's 64 x 64 images, enlarged 4 times

@@ -158,7 +158,7 @@ def test_a_full_disk_during_evaluate_names_the_file_and_keeps_the_run(tmp_path):
         assert result.stderr.endswith(f".png: {ENOSPC}\n") and result.stderr.count("\n") == 1, result.stderr
         assert hidden(disk) == [] and (run / "model.npz").read_bytes() == kept["model.npz"]
         assert sorted(p.name for p in (run / "misclassified").iterdir()) == \
-            sorted(k for k in kept if k.startswith("test_") or k in ("index.csv", "grid.png"))
+            sorted(k for k in kept if k.startswith("test_") or k in ("index.csv", "index.html", "grid.png"))
 
 
 # --- two runs aimed at one folder: exactly one proceeds ---

@@ -2,6 +2,7 @@
 import base64
 import csv
 import io
+import re
 import shutil
 import xml.etree.ElementTree as ET
 from html.parser import HTMLParser
@@ -15,7 +16,7 @@ from pipeline.artifacts import load_model
 from pipeline.pictures import weights_pixels
 from tests.conftest import ROOT, run_cli, train_cli
 
-SECTIONS = {"overview", "cost", "misclassified", "weights", "explained", "confusion", "curves", "confident",
+SECTIONS = {"overview", "threshold", "cost", "misclassified", "weights", "explained", "confusion", "curves", "confident",
             "settings", "provenance"}
 FILES = ["cost_curve.svg", "cost_curve.png", "confusion.png", "roc.svg", "pr.svg", "weights.png",
          "misclassified/grid.png"]
@@ -123,11 +124,20 @@ def test_report_is_self_contained_and_shows_every_section(small_run):
             assert ET.fromstring(data).tag == f"{SVG}svg"
     with open(small_run / "misclassified" / "index.csv") as f:
         wrong = list(csv.DictReader(f))
-    captions = [a["alt"] for a in page.images if a["alt"].startswith("#")]
-    assert 0 < len(wrong) and captions[:len(wrong)] == sorted(captions[:len(wrong)], key=lambda c: -max(
-        float(c.split("= ")[1]), 1 - float(c.split("= ")[1])))  # surest mistakes first
-    assert {int(c[1:].split(":")[0]) for c in captions[:len(wrong)]} == {int(r["index"]) for r in wrong}
+    captions = [CAPTION.fullmatch(a["alt"]) for a in page.images if a["alt"].startswith("test image #")]
+    assert all(captions) and 0 < len(wrong) <= 24
+    p = [float(c["p"]) for c in captions[:len(wrong)]]
+    assert p == sorted(p, key=lambda v: -max(v, 1 - v))  # surest mistakes first
+    assert {int(c["index"]) for c in captions[:len(wrong)]} == {int(r["index"]) for r in wrong}
     assert f"Misclassified test images ({len(wrong)} of 30)" in page.text
+    for c in captions:  # p against the threshold decides the answer, as the caption says
+        assert (float(c["p"]) > float(c["t"])) == (c["sign"] == ">") == (c["answer"] == "cat")
+    assert [s for s in page.sections if s in ("overview", "threshold", "cost", "misclassified", "weights")] == \
+        ["overview", "threshold", "cost", "misclassified", "weights"]  # the story's order
+
+
+CAPTION = re.compile(r"test image #(?P<index>\d+): true (?P<true>\S+); p = (?P<p>[\d.]+) (?P<sign>[<>≤]) "
+                     r"threshold (?P<t>[\d.]+) → (?P<answer>\S+)")
 
 
 def test_the_pictures_are_also_standalone_files(small_run):
@@ -246,8 +256,8 @@ def test_a_test_set_of_one_class_gets_a_report_that_says_the_curves_are_undefine
     train_small(data, tmp_path / "run")
     page = Page((tmp_path / "run" / "report.html").read_text())
     assert "The test set holds a single class: ROC and precision-recall are undefined." in page.text
-    assert ["roc_auc", "1.0000", "undefined"] in page.rows and set(page.sections) == SECTIONS
-    assert ["majority_accuracy", "50.00 %", "100.00 %"] in page.rows  # non-cat, the majority answer, is always right here
+    assert ["ROC AUC", "1.0000", "undefined"] in page.rows and set(page.sections) == SECTIONS
+    assert ["Majority baseline", "50.00 %", "100.00 %"] in page.rows  # non-cat, the majority answer, is always right here
     assert not (tmp_path / "run" / "roc.svg").exists()
 
 
@@ -259,10 +269,11 @@ def test_numbers_read_as_percentages_and_five_significant_digits_with_every_digi
     rows = {row[0]: row[1:] for row in page.rows if len(row) == 3}
     for split, k in (("train", 0), ("test", 1)):
         m = metrics[split]
-        assert rows["accuracy"][k] == f"{100 * m['accuracy']:.2f} %" and rows["f1"][k] == f"{100 * m['f1']:.2f} %"
-        assert len(rows["log_loss"][k].replace("0.", "", 1).lstrip("0")) == 5  # 5 significant digits, zeros kept
-        assert float(rows["log_loss"][k]) == pytest.approx(m["log_loss"], rel=1e-4)
-        assert str(m["log_loss"]) in page.titles and rows["count"][k] == str(m["count"])
+        assert rows["Accuracy"][k] == f"{100 * m['accuracy']:.2f} %" and rows["F1"][k] == f"{100 * m['f1']:.2f} %"
+        assert len(rows["Log loss"][k].replace("0.", "", 1).lstrip("0")) == 5  # 5 significant digits, zeros kept
+        assert float(rows["Log loss"][k]) == pytest.approx(m["log_loss"], rel=1e-4)
+        assert str(m["log_loss"]) in page.titles and rows["Images"][k] == str(m["count"])
+    assert rows[""] == ["Train", "Test"] and "majority_accuracy" in page.titles  # the JSON key in a tooltip
     assert f"Train accuracy {100 * metrics['train']['accuracy']:.2f} %" in "".join(page.text)
 
 

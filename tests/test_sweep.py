@@ -133,6 +133,10 @@ def test_compare_lists_the_differing_value_and_the_metric_changes(small_data, tm
     delta = b["train"]["log_loss"] - a["train"]["log_loss"]
     assert [line for line in text if line.startswith("train_log_loss")][0].split() == \
         ["train_log_loss", f"{a['train']['log_loss']:.6g}", f"{b['train']['log_loss']:.6g}", f"({delta:+.6g})"]
+    acc = [m["test"]["accuracy"] for m in (a, b)]
+    assert [line for line in text if line.startswith("test_accuracy ")][0].split() == \
+        ["test_accuracy", f"{100 * acc[0]:.2f}", "%", f"{100 * acc[1]:.2f}", "%", f"({100 * (acc[1] - acc[0]):+.2f}",
+         "points)"]  # shares in %, as everywhere else
     md = run_cli("compare", tmp_path / "a", tmp_path / "b", "--md", check=0).stdout.splitlines()
     assert md[:3] == [f"|  | {tmp_path / 'a'} | {tmp_path / 'b'} |", "| --- | --- | --- |",
                       "| train.learning_rate | 0.01 | 0.05 |"]

@@ -12,8 +12,9 @@ import pytest
 from PIL import Image
 
 from pipeline import PipelineError
+from pipeline.plots import line_chart, style, svg
 from pipeline.report import write_sweep_report
-from tests.conftest import run_cli
+from tests.conftest import ROOT, run_cli
 from tests.test_report import SVG, Page, decode, polyline_points, small_data, small_run, train_small  # noqa: F401
 
 RATES = ("0.001", "0.005", "0.02")
@@ -144,3 +145,38 @@ def test_chromium_renders_the_sweep_report(sweep, tmp_path):
     # the chart's series colours are on screen: orange-red and blue (the first series is black)
     assert np.any(np.all(np.abs(pixels.astype(int) - (0xd5, 0x5e, 0x00)) < 30, axis=2))
     assert np.any(np.all(np.abs(pixels.astype(int) - (0x00, 0x72, 0xb2)) < 30, axis=2))
+
+
+def test_runs_tied_best_on_validation_are_all_marked_and_the_tie_is_said(small_data, tmp_path):  # noqa: F811
+    """report.cost_scale changes no number: its two runs at each rate tie exactly, and the better pair is best."""
+    (tmp_path / "tie.yaml").write_text(
+        f"base: {ROOT / 'configs' / 'default.yaml'}\n"
+        f"data: {{dir: {small_data}, val_fraction: 0.25}}\ntrain: {{num_iterations: 100, print_every: 10}}\n"
+        "sweep: {train.learning_rate: [0.0001, 0.01], report.cost_scale: [linear, log]}\n")
+    result = run_cli("sweep", "--config", tmp_path / "tie.yaml", "--sweep-dir", tmp_path / "sw", "--quiet", check=0)
+    with open(tmp_path / "sw" / "summary.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    best = [r["run"] for r in rows if r["best"]]
+    assert len(best) == 2 and rows[0]["validation_log_loss"] == rows[1]["validation_log_loss"]
+    assert result.stdout.splitlines()[-1].startswith(f"best on validation: a tie of 2 runs, {', '.join(best)} "
+                                                     "(validation_log_loss ")
+    page = Page((tmp_path / "sw" / "report.html").read_text())
+    assert page.row_classes.count("best") == 2
+    assert f"Highlighted: a tie of 2 runs, {', '.join(best)}, equal best by validation_log_loss." in page.text
+
+
+def test_no_two_lines_of_a_sweep_chart_look_alike():
+    series = [(f"run {k}", [0, 1], [k, k + 1]) for k in range(12)]
+    chart = ET.fromstring(svg(line_chart(series, "t", "x", "y", size=(800, 600))))
+    looks = [(p.get("stroke"), p.get("stroke-dasharray")) for p in chart.iter(f"{SVG}polyline")]
+    assert len(looks) == 12 and len(set(looks)) == 12
+    assert len({style(k) for k in range(49)}) == 49
+
+
+def test_a_swept_switch_reads_yes_or_no(sweep, tmp_path):
+    folder = shutil.copytree(sweep, tmp_path / "sweep")
+    (folder / "summary.csv").write_text("run,train.early_stopping,status,best\n"
+                                        "lr-0.001,True,done,\nlr-0.02,False,done,\n")
+    write_sweep_report(folder)
+    page = Page((folder / "report.html").read_text())
+    assert [row[1] for row in page.rows[1:]] == ["Yes", "No"] and "True" not in " ".join(page.text)
