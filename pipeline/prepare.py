@@ -29,6 +29,7 @@ from pipeline.files import replace_dir, sha256_file, write_text
 from pipeline.h5write import SplitWriter
 from pipeline.images import load_image, readable_formats
 from pipeline.scan import SPLITS, class_names, scan, split
+from pipeline.workers import Workers
 
 PROCESSED_ROOT = Path("data/processed")
 REPORT = "prepare_report.json"
@@ -161,15 +162,15 @@ def _decode_all(paths, options, workers):
     # chunks of files per message: few messages, yet small enough for the last chunks to even out the workers
     chunksize = max(1, min(32, window // (workers * 8)))
     if not fork:
-        with context.Pool(workers) as pool:
+        with Workers(workers, context=context) as pool:
             yield from pool.imap(functools.partial(decode, options=options), paths, chunksize)
         return
     # forked workers write pixels and thumbnails into memory shared with this process and send back only the
-    # small rest: pickling the arrays through the pool's pipe cost 0.1-0.15 ms of CPU per image (docs/ingest.md)
+    # small rest: pickling the arrays through the pipes cost 0.1-0.15 ms of CPU per image (docs/ingest.md)
     pixels, thumbs = _shared((window, h, w, 3), np.uint8), _shared((window, THUMB * THUMB * 3), np.float32)
-    with context.Pool(workers, _attach, (pixels, thumbs)) as pool:  # forked: the arrays are inherited, not pickled
+    with Workers(workers, _attach, (pixels, thumbs), context) as pool:  # forked: the arrays are inherited
         for start in range(0, len(paths), window):
-            batch = enumerate(paths[start:start + window])  # (slot in the shared arrays, path)
+            batch = list(enumerate(paths[start:start + window]))  # (slot in the shared arrays, path)
             for slot, (ok, reason, digest, pixels_sha) in enumerate(
                     pool.imap(functools.partial(_decode_shared, options=options), batch, chunksize)):
                 # copies: the next window overwrites the slots, and the writers keep what they are given

@@ -1,4 +1,6 @@
+import contextlib
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -11,9 +13,13 @@ COURSE_FILES = ("train_catvnoncat.h5", "test_catvnoncat.h5")
 RUN_REAL = f"run them with `make test DATA_FROM=<folder holding {' and '.join(COURSE_FILES)}>`"
 
 
-def run_cli(*args, cwd=ROOT, check=None):
+TIMEOUT_S = 120  # a CLI call of the suite takes seconds; one that runs on past this is a hang, and is killed
+_GROUPS = []  # process groups started by the helpers below: none may outlive the session
+
+
+def run_cli(*args, cwd=ROOT, check=None, timeout=TIMEOUT_S):
     """Run `python -m pipeline ARGS` in a real subprocess; return the CompletedProcess (text output)."""
-    return run_python("-m", "pipeline", *args, cwd=cwd, check=check)
+    return run_python("-m", "pipeline", *args, cwd=cwd, check=check, timeout=timeout)
 
 
 def train_cli(data_dir, run_dir, *sets):
@@ -25,14 +31,65 @@ def train_cli(data_dir, run_dir, *sets):
     return run_cli(*args, check=0)
 
 
-def run_python(*args, cwd=ROOT, check=None, env=None):
-    """Run `python ARGS` (this interpreter, the project importable) in a real subprocess, text output."""
-    env = dict(os.environ, PYTHONPATH=str(ROOT), **(env or {}))
-    result = subprocess.run([sys.executable, *map(str, args)], cwd=cwd, env=env,
-                            capture_output=True, text=True, timeout=600)
+def run_python(*args, cwd=ROOT, check=None, env=None, timeout=TIMEOUT_S):
+    """Run `python ARGS` (this interpreter, the project importable) in a real subprocess, text output; on a
+    timeout or any failure its whole process group is killed."""
+    with start_python(*args, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as proc:
+        out, err = proc.communicate(timeout=timeout)
+    result = subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
     if check is not None:
         assert result.returncode == check, result.stderr
     return result
+
+
+@contextlib.contextmanager
+def start_python(*args, cwd=ROOT, env=None, **popen):
+    """`python ARGS` started in a new session (its own process group), SIGINT and SIGTERM at their defaults
+    whatever this process inherited (a background shell ignores SIGINT, and Python then never raises
+    KeyboardInterrupt), text mode. Leaving the block kills the whole group, so a test that fails or times out
+    leaves nothing running."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT), **(env or {}))
+    proc = subprocess.Popen([sys.executable, *map(str, args)], cwd=cwd, env=env, text=True,
+                            start_new_session=True, preexec_fn=_default_signals, **popen)
+    _GROUPS.append(proc.pid)
+    try:
+        yield proc
+    finally:
+        kill_group(proc)  # first: Popen's own __exit__ would wait for a hung process for ever
+        for stream in (proc.stdin, proc.stdout, proc.stderr):
+            if stream:
+                stream.close()
+
+
+def _default_signals():
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, signal.SIG_DFL)
+
+
+def kill_group(proc):
+    """SIGKILL every process left in proc's group (proc, its workers, a server it started) and reap proc."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+
+def signal_group(proc, signum):
+    """Send signum to proc's whole group, as a terminal's Ctrl-C or `kill -TERM -<pgid>` does."""
+    os.killpg(proc.pid, signum)
+
+
+def _survivors():
+    """Processes still running that this session started: in the helpers' groups, or children of this one."""
+    alive = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            state, ppid, pgrp = stat.read_text().rpartition(")")[2].split()[:3]
+            command = (stat.parent / "cmdline").read_bytes().replace(b"\0", b" ")
+            if b"multiprocessing.resource_tracker" in command:
+                continue  # multiprocessing's helper (Dask's local clusters start it): it ends with this process
+            if state != "Z" and (int(ppid) == os.getpid() or int(pgrp) in _GROUPS):
+                alive.append(f"{stat.parent.name} ({command[:80].decode(errors='replace')})")
+    return alive
 
 
 @pytest.fixture(scope="session")
@@ -52,10 +109,19 @@ def course_dir():
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
 def pytest_sessionfinish(session):
-    """After pytest's own last line: say how many real-data tests were skipped, so a green run without the
-    data is not mistaken for a full one."""
+    """After pytest's own last line: fail the run if a test left a process running, and say how many
+    real-data tests were skipped, so a green run without the data is not mistaken for a full one."""
     result = yield
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    survivors = _survivors()
+    if survivors:  # a test left a process running: kill the groups, and fail the run saying so
+        for pgid in _GROUPS:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pgid, signal.SIGKILL)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        if reporter:
+            reporter.write_line(f"processes left running by the tests (now killed): {', '.join(survivors)}",
+                                red=True, bold=True)
     skipped = [r for r in reporter.stats.get("skipped", []) if "the course data is not in" in str(r.longrepr)] \
         if reporter else []
     if skipped:
