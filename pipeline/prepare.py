@@ -28,6 +28,7 @@ from pipeline.audit import summary as audit_summary
 from pipeline.files import replace_dir, sha256_file, write_text
 from pipeline.h5write import SplitWriter
 from pipeline.images import load_image, readable_formats
+from pipeline.names import printable
 from pipeline.scan import SPLITS, class_names, scan, split
 from pipeline.workers import Workers
 
@@ -41,7 +42,11 @@ FORMAT = 2  # bump when what prepare writes changes: datasets of an older format
 
 def dataset_dir(data):
     """data/processed/<data.name, or the root folder's name>."""
-    return PROCESSED_ROOT / (data.name or Path(data.root).resolve().name)
+    name = data.name or Path(data.root).resolve().name
+    if not name.isprintable():  # data.name is checked with the config; a folder's own name is checked here
+        raise PipelineError(f"data.root {printable(data.root)}: its folder name holds control characters; "
+                            "set data.name to name the prepared dataset")
+    return PROCESSED_ROOT / name
 
 
 def prepare(config, workers=None, force=False, strict=False, log=lambda message: None, progress=False):
