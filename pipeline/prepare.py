@@ -109,9 +109,11 @@ def _build(tmp, entries, splits, config, report, workers, strict, progress):
     audited = {s: ([], [], []) for s in writers}  # per split: labels, sources, fingerprints (see pipeline/audit.py)
     bar = tqdm(total=len(entries), desc="prepare", unit="img", file=sys.stderr, leave=False,
                disable=not progress or not sys.stderr.isatty())
-    decoded = _decode_all([str(e.path) for e in entries], (size, data.fit, data.resample, data.min_size), workers)
+    readable = [str(e.path) for e in entries if not e.problem]  # a loop or an unlistable folder is not decoded
+    decoded = _decode_all(readable, (size, data.fit, data.resample, data.min_size), workers)
+    outcomes = ((None, e.problem, "", None) if e.problem else next(decoded) for e in entries)
     try:
-        for e, s, (pixels, reason, digest, prints) in zip(entries, splits, decoded):
+        for e, s, (pixels, reason, digest, prints) in zip(entries, splits, outcomes):
             bar.update()
             if pixels is None:
                 if strict:

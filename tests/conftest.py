@@ -1,5 +1,6 @@
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -31,10 +32,11 @@ def train_cli(data_dir, run_dir, *sets):
     return run_cli(*args, check=0)
 
 
-def run_python(*args, cwd=ROOT, check=None, env=None, timeout=TIMEOUT_S):
+def run_python(*args, cwd=ROOT, check=None, env=None, timeout=TIMEOUT_S, wrapper=()):
     """Run `python ARGS` (this interpreter, the project importable) in a real subprocess, text output; on a
-    timeout or any failure its whole process group is killed."""
-    with start_python(*args, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as proc:
+    timeout or any failure its whole process group is killed. wrapper: a command that runs it (setpriv ...)."""
+    with start_python(*args, cwd=cwd, env=env, wrapper=wrapper, stdout=subprocess.PIPE,
+                      stderr=subprocess.PIPE) as proc:
         out, err = proc.communicate(timeout=timeout)
     result = subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
     if check is not None:
@@ -43,13 +45,13 @@ def run_python(*args, cwd=ROOT, check=None, env=None, timeout=TIMEOUT_S):
 
 
 @contextlib.contextmanager
-def start_python(*args, cwd=ROOT, env=None, **popen):
+def start_python(*args, cwd=ROOT, env=None, wrapper=(), **popen):
     """`python ARGS` started in a new session (its own process group), SIGINT and SIGTERM at their defaults
     whatever this process inherited (a background shell ignores SIGINT, and Python then never raises
     KeyboardInterrupt), text mode. Leaving the block kills the whole group, so a test that fails or times out
     leaves nothing running."""
     env = dict(os.environ, PYTHONPATH=str(ROOT), **(env or {}))
-    proc = subprocess.Popen([sys.executable, *map(str, args)], cwd=cwd, env=env, text=True,
+    proc = subprocess.Popen([*wrapper, sys.executable, *map(str, args)], cwd=cwd, env=env, text=True,
                             start_new_session=True, preexec_fn=_default_signals, **popen)
     _GROUPS.append(proc.pid)
     try:
@@ -59,6 +61,16 @@ def start_python(*args, cwd=ROOT, env=None, **popen):
         for stream in (proc.stdin, proc.stdout, proc.stderr):
             if stream:
                 stream.close()
+
+
+def unprivileged():
+    """A wrapper for run_python under which file permissions hold even for root (tests run as root in CI
+    containers): root without the capabilities that bypass them. () when not root: they hold already."""
+    if os.geteuid():
+        return ()
+    if not shutil.which("setpriv"):
+        pytest.skip("running as root without setpriv (util-linux): cannot make a folder unreadable")
+    return ("setpriv", "--bounding-set", "-dac_override,-dac_read_search")
 
 
 def _default_signals():
