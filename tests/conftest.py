@@ -45,15 +45,10 @@ def run_python(*args, cwd=ROOT, check=None, env=None, timeout=TIMEOUT_S, wrapper
 
 
 @contextlib.contextmanager
-def start_python(*args, cwd=ROOT, env=None, wrapper=(), **popen):
-    """`python ARGS` started in a new session (its own process group), SIGINT and SIGTERM at their defaults
-    whatever this process inherited (a background shell ignores SIGINT, and Python then never raises
-    KeyboardInterrupt), text mode. Leaving the block kills the whole group, so a test that fails or times out
-    leaves nothing running."""
-    env = dict(os.environ, PYTHONPATH=str(ROOT), **(env or {}))
-    proc = subprocess.Popen([*wrapper, sys.executable, *map(str, args)], cwd=cwd, env=env, text=True,
-                            start_new_session=True, preexec_fn=_default_signals, **popen)
-    _GROUPS.append(proc.pid)
+def start_python(*args, **options):
+    """spawn_python(ARGS, **options) in a block: leaving it kills the whole process group, so a test that fails
+    or times out leaves nothing running."""
+    proc = spawn_python(*args, **options)
     try:
         yield proc
     finally:
@@ -61,6 +56,33 @@ def start_python(*args, cwd=ROOT, env=None, wrapper=(), **popen):
         for stream in (proc.stdin, proc.stdout, proc.stderr):
             if stream:
                 stream.close()
+
+
+def spawn_python(*args, cwd=ROOT, env=None, wrapper=(), **popen):
+    """`python ARGS` started in a new session (its own process group), SIGINT and SIGTERM at their defaults
+    whatever this process inherited (a background shell ignores SIGINT, and Python then never raises
+    KeyboardInterrupt), text mode; the session-end check fails the run if its group outlives the tests."""
+    return spawn([*wrapper, sys.executable, *map(str, args)], cwd=cwd,
+                 env=dict(os.environ, PYTHONPATH=str(ROOT), **(env or {})), text=True, **popen)
+
+
+def spawn(command, **popen):
+    """subprocess.Popen(command) in its own process group with SIGINT and SIGTERM at their defaults; kill it
+    with kill_group."""
+    proc = subprocess.Popen(command, start_new_session=True, preexec_fn=_default_signals, **popen)
+    _GROUPS.append(proc.pid)
+    return proc
+
+
+def run_command(command, timeout, **popen):
+    """subprocess.run(command, capture_output=True, timeout=timeout) whose whole process group is killed on a
+    timeout or failure (Chromium starts a dozen processes; subprocess.run would kill only the first)."""
+    proc = spawn(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, **popen)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    finally:
+        kill_group(proc)
+    return subprocess.CompletedProcess(command, proc.returncode, out, err)
 
 
 def unprivileged():
@@ -102,6 +124,17 @@ def _survivors():
             if state != "Z" and (int(ppid) == os.getpid() or int(pgrp) in _GROUPS):
                 alive.append(f"{stat.parent.name} ({command[:80].decode(errors='replace')})")
     return alive
+
+
+@pytest.fixture(autouse=True)
+def _kill_what_the_test_started():
+    """After each test, SIGKILL the process groups it started that still run (a failed assertion between
+    starting a process and stopping it); module fixtures' servers, started before, are theirs to stop."""
+    first = len(_GROUPS)
+    yield
+    for pgid in _GROUPS[first:]:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pgid, signal.SIGKILL)
 
 
 @pytest.fixture(scope="session")

@@ -8,8 +8,6 @@ import logging
 import os
 import socketserver
 import struct
-import subprocess
-import sys
 import threading
 from pathlib import Path
 
@@ -21,7 +19,7 @@ from pipeline import PipelineError
 from pipeline.artifacts import load_model
 from pipeline.config import TrainConfig
 from pipeline.streaming import streams
-from tests.conftest import ROOT, run_cli, run_python
+from tests.conftest import run_cli, run_python
 from tests.test_data import images
 
 NO_DASK = ("import sys; sys.modules['dask'] = sys.modules['distributed'] = None; "  # any import of them fails

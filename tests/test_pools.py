@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from pipeline.files import remove_stale
-from tests.conftest import signal_group, start_python
+from tests.conftest import ROOT, run_python, signal_group, start_python
 from tests.imagefolders import make_folder
 
 SIGNALS = {signal.SIGINT: (130, "interrupted\n"), signal.SIGTERM: (143, "terminated\n")}
@@ -61,20 +61,21 @@ def test_signals_at_random_moments_of_prepare_end_it_cleanly(tmp_path, photos):
     rng = random.Random(21)
     processed = tmp_path / "data" / "processed"
     ended = []
-    for i in range(14):
-        signum = (signal.SIGINT, signal.SIGTERM)[i % 2]
+    for attempt in range(40):  # until 14 signals have landed during prepare (a late one finds it finished)
+        signum = (signal.SIGINT, signal.SIGTERM)[attempt % 2]
         with start_python("-m", "pipeline", "prepare", "--config", photos, "--workers", "2", "--force",
                           cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as proc:
-            code, err = interrupted(proc, signum, rng.uniform(0, 0.6),
-                                        lambda: any(processed.glob(".photos.*")))
+            code, err = interrupted(proc, signum, rng.uniform(0, 0.3), lambda: any(processed.glob(".photos.*")))
         if "prepared 400 images" in err:  # it finished before the signal (which may have met its exit)
             assert sorted(p.name for p in (processed / "photos").iterdir()) == ["prepare_report.json", "test.h5",
                                                                                 "train.h5"]
         else:
             assert (code, err) == SIGNALS[signum]  # one line: no `Process ForkPoolWorker` line, no traceback
             ended.append(code)
-        assert [p.name for p in processed.iterdir() if p.name.startswith(".")] == [] if processed.exists() else True
-    assert len(ended) >= 7, "too few signals landed during prepare to test anything"
+        assert [p.name for p in processed.iterdir() if p.name.startswith(".")] == []
+        if len(ended) == 14:
+            break
+    assert len(ended) == 14 and set(ended) == {130, 143}, ended
 
 
 def test_signals_during_a_parallel_sweep_end_it_cleanly(tmp_path):
@@ -134,3 +135,32 @@ def test_only_temporary_folders_whose_owner_is_dead_are_removed(tmp_path):
         with pytest.raises(BlockingIOError):
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         os.close(fd)
+
+
+# --- the suite itself: signal tests whatever the caller's signals, no process left behind ---
+
+IGNORING_SIGINT = ("import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_IGN); "  # a background shell
+                   "os.execv(sys.executable, [sys.executable, '-m', 'pytest', '-q', '-p', 'no:cacheprovider', "
+                   "*sys.argv[1:]])")
+
+
+def test_ctrl_c_tests_pass_when_the_suite_inherits_sigint_ignored():
+    result = run_python("-c", IGNORING_SIGINT,
+                        "tests/test_cli.py::test_an_interrupted_run_leaves_no_half_written_folder",
+                        "tests/test_sweep.py::test_interrupted_parallel_sweep_marks_the_running_point_incomplete",
+                        timeout=100)
+    assert result.returncode == 0 and "2 passed" in result.stdout, result.stdout[-3000:]
+
+
+def test_a_test_that_leaves_a_process_running_fails_the_session(tmp_path):
+    (tmp_path / "conftest.py").write_text(f"import sys\nsys.path.insert(0, {str(ROOT)!r})\n"
+                                          "from tests.conftest import *  # noqa\n"
+                                          "from tests.conftest import _kill_what_the_test_started  # noqa\n")
+    (tmp_path / "test_leak.py").write_text(
+        "import subprocess, sys, time\n"
+        "def test_leaves_a_sleeper():\n"
+        "    subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'])\n")
+    result = run_python("-m", "pytest", "-q", "-p", "no:cacheprovider", tmp_path / "test_leak.py", cwd=tmp_path,
+                        timeout=60)
+    assert "1 passed" in result.stdout and result.returncode == 1, result.stdout
+    assert "processes left running by the tests (now killed): " in result.stdout and "time.sleep(60)" in result.stdout
