@@ -25,7 +25,7 @@ from tqdm import tqdm
 from pipeline import PipelineError
 from pipeline.audit import THUMB, audit_fingerprints, fingerprint
 from pipeline.audit import summary as audit_summary
-from pipeline.files import replace_dir, sha256_file, write_text
+from pipeline.files import remove_stale, replace_dir, sha256_file, write_text
 from pipeline.h5write import SplitWriter
 from pipeline.images import load_image, readable_formats
 from pipeline.names import printable
@@ -58,6 +58,7 @@ def prepare(config, workers=None, force=False, strict=False, log=lambda message:
         raise PipelineError(f"data.test_fraction + data.val_fraction must be < 1 (some images must be left for "
                             f"training), got {data.test_fraction} + {data.val_fraction}")
     out = dataset_dir(data)
+    remove_stale(out)  # what a killed (SIGKILL) prepare left, even when this one finds the dataset up to date
     entries, splits, ignored = _collect(data)
     settings = _settings(data)
     fingerprint = hashlib.sha256(json.dumps(
