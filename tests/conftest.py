@@ -122,7 +122,7 @@ def _survivors():
             if b"multiprocessing.resource_tracker" in command:
                 continue  # multiprocessing's helper (Dask's local clusters start it): it ends with this process
             if state != "Z" and (int(ppid) == os.getpid() or int(pgrp) in _GROUPS):
-                alive.append(f"{stat.parent.name} ({command[:80].decode(errors='replace')})")
+                alive.append((int(stat.parent.name), command[:80].decode(errors="replace")))
     return alive
 
 
@@ -159,13 +159,17 @@ def pytest_sessionfinish(session):
     result = yield
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
     survivors = _survivors()
-    if survivors:  # a test left a process running: kill the groups, and fail the run saying so
+    if survivors:  # a test left a process running: kill it and the groups, and fail the run saying so
+        for pid, _ in survivors:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
         for pgid in _GROUPS:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(pgid, signal.SIGKILL)
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
         if reporter:
-            reporter.write_line(f"processes left running by the tests (now killed): {', '.join(survivors)}",
+            reporter.write_line("processes left running by the tests (now killed): "
+                                + ", ".join(f"{pid} ({command})" for pid, command in survivors),
                                 red=True, bold=True)
     skipped = [r for r in reporter.stats.get("skipped", []) if "the course data is not in" in str(r.longrepr)] \
         if reporter else []
