@@ -93,7 +93,7 @@ def test_signals_during_a_parallel_sweep_end_it_cleanly(tmp_path):
         sweep_dir = tmp_path / f"sw{i}"
         with start_python("-m", "pipeline", "sweep", "--config", config, "--sweep-dir", sweep_dir, "--jobs", "2",
                           cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as proc:
-            code, err = interrupted(proc, signum, 1.0 + i)
+            code, err = interrupted(proc, signum, 0.3 * i, lambda: any(sweep_dir.glob("*.incomplete")))
         assert code == SIGNALS[signum][0] and "Traceback" not in err and "Process" not in err, err
         assert err.endswith(SIGNALS[signum][1])
 
