@@ -19,7 +19,7 @@ from pipeline.features import SCALINGS, Scaler, features
 from pipeline.files import write_bytes
 from pipeline.images import FITS, RESAMPLES
 from pipeline.model import sigmoid
-from pipeline.names import check_class_names, quote
+from pipeline.names import check_class_names, printable, quote
 
 RUNS_ROOT = Path("runs")
 
@@ -152,8 +152,8 @@ def load_model(path):
     for key, known in (("fit", FITS), ("resample", RESAMPLES)):
         if str(a[key]) not in known:
             raise PipelineError(f"{path}: unknown {key} '{a[key]}' (expected one of {', '.join(known)})")
-    if a["classes"].shape != (2,) or a["classes"].dtype.kind not in "SU":
-        raise PipelineError(f"{path}: classes must hold 2 names, got {a['classes'].dtype} of shape "
+    if a["classes"].shape != (2,) or a["classes"].dtype.kind != "U":  # bytes would print as b'cat'
+        raise PipelineError(f"{path}: classes must hold 2 names as text, got {a['classes'].dtype} of shape "
                             f"{a['classes'].shape}")
     classes = check_class_names([str(c) for c in a["classes"]], f"{path}: classes")
     _check_numbers(path, kind, a)
@@ -186,6 +186,9 @@ def new_run_dir(name, run_dir=None, option="--run-dir"):
 
     The claim is exclusive: of two processes aimed at one folder exactly one gets it (see claim_dir).
     """
+    for text, what in ((name, "the run's name (its config file's name)"), (run_dir and Path(run_dir).name, option)):
+        if text and not str(text).isprintable():  # a newline in a folder's name splits every line that shows it
+            raise PipelineError(f"{printable(text)}: refused: {what} holds control characters")
     if run_dir is not None:
         run_dir = Path(run_dir)
         if run_dir.exists() and not run_dir.is_dir():

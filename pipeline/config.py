@@ -44,7 +44,9 @@ def _fraction(v):
 
 
 def _folder_name(v):
-    return None if v == "" or (v not in (".", "..") and "/" not in v and "\\" not in v) else "must be a plain folder name"
+    if v == "" or (v not in (".", "..") and "/" not in v and "\\" not in v and v.isprintable()):
+        return None
+    return "must be a plain folder name" + " (no control characters)" * (not v.isprintable())
 
 
 def _names(v):
@@ -234,6 +236,10 @@ class _Refused(yaml.YAMLError):
         super().__init__(f"{problem} at line {mark.line + 1}")
 
 
+class _BeyondBounds(_Refused):
+    """An integer longer or larger than any config value."""
+
+
 class _ConfigLoader(yaml.SafeLoader):
     """yaml.safe_load's loader, refusing aliases (a 600-byte alias bomb expands to gigabytes), duplicate
     keys (YAML lets the last one win: a repeated train: section would silently drop the first) and tags other
@@ -262,12 +268,26 @@ class _ConfigLoader(yaml.SafeLoader):
             seen.add(key)
         return super().construct_mapping(node, deep)
 
+    def construct_yaml_int(self, node):
+        """An integer, refused before conversion when longer than any config value could be: Python's int()
+        refuses over 4300 digits with a traceback, and a long hex integer prints as one."""
+        digits = node.value.lstrip("+-").replace("_", "")
+        if len(digits) > INT_DIGITS_MAX:
+            raise _BeyondBounds(f"the integer {quote(node.value, 20)} ({len(digits)} characters) is beyond any "
+                                f"config value (at most {INT_DIGITS_MAX} characters)", node.start_mark)
+        value = super().construct_yaml_int(node)
+        if abs(value) > INT_MAX:
+            raise _BeyondBounds(f"the integer {quote(node.value, 20)} is beyond any config value "
+                                f"(at most {INT_MAX})", node.start_mark)
+        return value
+
     def construct_undefined(self, node):  # a tag safe_load has no constructor for, e.g. !!python/object
         tag = node.tag.replace("tag:yaml.org,2002:", "!!")
         raise _Refused(f"the tag {quote(tag)} is not allowed in a config (plain values only)", node.start_mark)
 
 
 _ConfigLoader.add_constructor(None, _ConfigLoader.construct_undefined)
+_ConfigLoader.add_constructor("tag:yaml.org,2002:int", _ConfigLoader.construct_yaml_int)
 
 
 def yaml_value(text):
@@ -355,6 +375,8 @@ def _checked(f, dotted, value, where):
     return float(value) if f.type is float else value
 
 
+INT_MAX = 2 ** 63 - 1  # no config integer is larger (a seed, a count); longer ones are refused unread
+INT_DIGITS_MAX = 24  # characters of an integer's text, past which it is refused before int() reads it
 MAX_IMAGE_SIZE = 1024  # pixels on a side: n_x = 3 * 1024**2 features already
 # what a small config could otherwise inflate in memory: image buffers, enlarged pictures, chunks
 UPPER_BOUNDS = {"data.image_size": MAX_IMAGE_SIZE, "evaluate.enlarge": 16, "train.chunk_size": 1_000_000}
@@ -386,6 +408,8 @@ def _apply_override(raw, override):
     check_key(key.strip(), where)
     try:
         value = yaml_value(text)
+    except _BeyondBounds as e:  # an integer too long to convert: no text type would take it either
+        raise PipelineError(f"{where}: {str(e).removesuffix(' at line 1')}") from None
     except yaml.YAMLError:
         value = text  # not a YAML scalar: keep the text, type checking will judge it
     field_ = next(f for f in dataclasses.fields(SECTIONS[section]) if f.name == name)

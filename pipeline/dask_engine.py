@@ -33,6 +33,9 @@ except ImportError:
                         "(or pip install 'dask[array]' distributed)") from None
 
 CONNECT_SECONDS = 3  # how long to wait for train.scheduler's handshake, then for the Client's registration
+# the schemes whose handshake check_scheduler reads, bounded: tls, ws, wss, inproc and ucx are refused, since
+# distributed waits for their handshake for ever (a silent ws:// listener hung train with no message)
+CHECKED = ("tcp",)
 HANDSHAKE_BYTES = 1 << 16  # a Dask handshake is under 100 bytes: an answer claiming more is not Dask
 CHUNK_BYTES = 64 << 20  # a Dask chunk of images is at most this big (and at least train.chunk_size examples) ...
 SPREAD = 8  # ... and at most 1/SPREAD of the examples, so that several workers share even a small set
@@ -129,10 +132,12 @@ def check_scheduler(address):
     connect) and allocates whatever byte count its first 8 bytes claim (comm/tcp.py TCP.read): a silent listener
     hangs a Client for ever, an HTTP server makes it allocate exabytes. A scheduler sends its handshake first, so
     it is read here, bounded in time and size; only then is the client's sent (a real scheduler logs nothing).
-    Only tcp:// is checked: other schemes (tls://) are left to distributed."""
+    Only tcp:// can be checked so: every other scheme distributed accepts is refused (see CHECKED)."""
     scheme, location = parse_address(address)
-    if scheme != "tcp":
-        return
+    if scheme not in CHECKED:
+        raise PipelineError(f"train.scheduler {address}: {scheme}:// is not supported, only tcp:// (a scheduler "
+                            f"that never answers would hang training with no message: only tcp:// is checked "
+                            f"first); reach a remote scheduler through an SSH tunnel to a tcp:// address")
     host, port = parse_host_port(location)
     deadline = time.monotonic() + CONNECT_SECONDS
     while True:  # retried until the deadline, as distributed does, for a scheduler that is still starting
@@ -160,7 +165,10 @@ def connect(scheduler):
     """A Client of the scheduler at address `scheduler`, or of a new local cluster of worker processes when it
     is empty."""
     if not scheduler:
-        cluster = LocalCluster(processes=True, threads_per_worker=1, dashboard_address=":0")
+        # scheduler, workers and the scheduler's HTTP server (which it starts even without a dashboard) on the
+        # loopback only, and no dashboard: it answers anyone who can reach it, unauthenticated (":0" meant 0.0.0.0)
+        cluster = LocalCluster(processes=True, threads_per_worker=1, host="127.0.0.1",
+                               dashboard_address="127.0.0.1:0", scheduler_kwargs={"dashboard": False})
         try:
             return Client(cluster)
         except BaseException:

@@ -1,8 +1,10 @@
 """Writing files so that a crash or a bad input never leaves one half-written: a temporary file, then rename."""
 import contextlib
+import fcntl
 import hashlib
 import io
 import os
+import re
 import shutil
 import signal
 import struct
@@ -92,29 +94,78 @@ def replace_dir(path, fill):
     """Build a folder with fill(tmp_dir), then swap it in for `path` (the old one is kept until the swap).
 
     Whatever happens (an error, Ctrl-C, SIGTERM), no hidden temporary folder is left and `path` is either
-    the old folder or the new one. An OSError about a file in the temporary folder names it as in `path`.
+    the old folder or the new one; what a killed process (SIGKILL) left is removed by the next call. An
+    OSError about a file in the temporary folder names it as in `path`.
     """
     path = Path(path)
-    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}."))
-    old = None
+    remove_stale(path)
+    tmp, old, locks = None, None, []
     try:
+        tmp = _owned_tempdir(path, "", locks)
         os.chmod(tmp, 0o777 & ~_UMASK)  # mkdtemp makes folders private (0700); give the usual permissions
         fill(tmp)
         if path.exists():  # a folder cannot be renamed over a full one: move the old one aside first
-            old = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.old."))
+            old = _owned_tempdir(path, "old.", locks)
             os.replace(path, old / path.name)
         os.replace(tmp, path)
     except OSError as e:
-        if e.filename and Path(e.filename).is_relative_to(tmp):
+        if tmp and e.filename and Path(e.filename).is_relative_to(tmp):
             raise named(e, path / Path(e.filename).relative_to(tmp)) from None
         raise
     finally:
         with signals_held():  # a second Ctrl-C must not cut the cleanup short
-            if old is not None and not path.exists() and (old / path.name).exists():
-                os.replace(old / path.name, path)  # stopped between the two renames: the old folder goes back
+            _put_back(path, old)
             for folder in (tmp, old):
                 if folder is not None and folder.exists():
                     shutil.rmtree(folder, ignore_errors=True)
+            for fd in locks:
+                os.close(fd)  # only now: the folders are gone, so no other process can take them for stale
+
+
+def _owned_tempdir(path, kind, locks):
+    """A new hidden folder .<name>.<kind>XXXXXXXX beside path, locked (flock) for as long as this process
+    holds the descriptor added to locks: remove_stale takes only folders whose lock is free."""
+    while True:
+        folder = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.{kind}"))
+        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            if os.fstat(fd).st_nlink:  # not removed as stale by another process between mkdtemp and flock
+                locks.append(fd)
+                return folder
+        except BlockingIOError:  # another process is removing it as stale: make another
+            pass
+        os.close(fd)
+
+
+def remove_stale(path):
+    """Remove the temporary folders of replace_dir(path) whose process died without cleaning up (SIGKILL, power
+    loss): those whose lock nobody holds. A dead process's old folder goes back to path if path is missing."""
+    pattern = re.compile(re.escape(f".{path.name}.") + r"(old\.)?[a-z0-9_]{8}")
+    try:
+        found = [p for p in path.parent.iterdir() if pattern.fullmatch(p.name)]
+    except OSError:  # no parent folder yet: nothing stale
+        return
+    for folder in found:
+        try:
+            fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+        except OSError:  # gone already, or not a folder (a link): not ours
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            with signals_held():
+                _put_back(path, folder if ".old." in folder.name else None)
+                shutil.rmtree(folder, ignore_errors=True)
+        except BlockingIOError:  # its process is alive and working in it
+            pass
+        finally:
+            os.close(fd)
+
+
+def _put_back(path, old):
+    """Stopped between replace_dir's two renames: the old folder goes back to path."""
+    if old is not None and not path.exists() and (old / path.name).is_dir():
+        os.replace(old / path.name, path)
 
 
 @contextlib.contextmanager

@@ -17,6 +17,7 @@ from pipeline.files import write_png
 from pipeline.images import IMAGE_SUFFIXES, load_image
 from pipeline.model import sigmoid
 from pipeline.names import inside, printable, safe_name
+from pipeline.scan import walk
 
 BATCH = 64  # images scored together (each by its own product: see classify)
 
@@ -32,7 +33,8 @@ def find_images(paths):
     """Expand the user's PATHs: a file stays as given (whatever its name), a folder becomes the image files
     under it (by suffix, recursively, hidden ones left out), sorted.
 
-    Returns (images, problems, skipped): problems are PipelineErrors for folders holding no image, skipped the
+    Returns (images, problems, skipped): problems are PipelineErrors for folders holding no image, folders that
+    cannot be listed and symlink loops, skipped the
     files under a folder whose suffix is not an image's.
     """
     images, problems, skipped = [], [], []
@@ -40,9 +42,15 @@ def find_images(paths):
         if not path.is_dir():
             images.append(path)  # load_image names what is wrong with a missing or unreadable file
             continue
-        # not only regular files: a FIFO or a device named like an image is refused by load_image, by name
-        files = sorted(f for f in path.rglob("*") if not f.is_dir()
-                       and not any(part.startswith(".") for part in f.relative_to(path).parts))
+        # not only regular files: a FIFO or a device named like an image is refused by load_image, by name; a
+        # folder that cannot be listed or a symlink loop is a problem named, not images silently missed
+        files = []  # walk gives them sorted
+        for f, problem in walk(path):
+            if not any(part.startswith(".") for part in f.relative_to(path).parts):
+                if problem:
+                    problems.append(PipelineError(f"{f}: {problem}"))
+                else:
+                    files.append(f)
         found = [f for f in files if f.suffix.lower() in IMAGE_SUFFIXES]
         skipped += [f for f in files if f.suffix.lower() not in IMAGE_SUFFIXES]
         images += found

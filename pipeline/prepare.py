@@ -25,10 +25,12 @@ from tqdm import tqdm
 from pipeline import PipelineError
 from pipeline.audit import THUMB, audit_fingerprints, fingerprint
 from pipeline.audit import summary as audit_summary
-from pipeline.files import replace_dir, sha256_file, write_text
+from pipeline.files import remove_stale, replace_dir, sha256_file, write_text
 from pipeline.h5write import SplitWriter
 from pipeline.images import load_image, readable_formats
+from pipeline.names import printable
 from pipeline.scan import SPLITS, class_names, scan, split
+from pipeline.workers import Workers
 
 PROCESSED_ROOT = Path("data/processed")
 REPORT = "prepare_report.json"
@@ -40,7 +42,11 @@ FORMAT = 2  # bump when what prepare writes changes: datasets of an older format
 
 def dataset_dir(data):
     """data/processed/<data.name, or the root folder's name>."""
-    return PROCESSED_ROOT / (data.name or Path(data.root).resolve().name)
+    name = data.name or Path(data.root).resolve().name
+    if not name.isprintable():  # data.name is checked with the config; a folder's own name is checked here
+        raise PipelineError(f"data.root {printable(data.root)}: its folder name holds control characters; "
+                            "set data.name to name the prepared dataset")
+    return PROCESSED_ROOT / name
 
 
 def prepare(config, workers=None, force=False, strict=False, log=lambda message: None, progress=False):
@@ -52,6 +58,7 @@ def prepare(config, workers=None, force=False, strict=False, log=lambda message:
         raise PipelineError(f"data.test_fraction + data.val_fraction must be < 1 (some images must be left for "
                             f"training), got {data.test_fraction} + {data.val_fraction}")
     out = dataset_dir(data)
+    remove_stale(out)  # what a killed (SIGKILL) prepare left, even when this one finds the dataset up to date
     entries, splits, ignored = _collect(data)
     settings = _settings(data)
     fingerprint = hashlib.sha256(json.dumps(
@@ -103,9 +110,11 @@ def _build(tmp, entries, splits, config, report, workers, strict, progress):
     audited = {s: ([], [], []) for s in writers}  # per split: labels, sources, fingerprints (see pipeline/audit.py)
     bar = tqdm(total=len(entries), desc="prepare", unit="img", file=sys.stderr, leave=False,
                disable=not progress or not sys.stderr.isatty())
-    decoded = _decode_all([str(e.path) for e in entries], (size, data.fit, data.resample, data.min_size), workers)
+    readable = [str(e.path) for e in entries if not e.problem]  # a loop or an unlistable folder is not decoded
+    decoded = _decode_all(readable, (size, data.fit, data.resample, data.min_size), workers)
+    outcomes = ((None, e.problem, "", None) if e.problem else next(decoded) for e in entries)
     try:
-        for e, s, (pixels, reason, digest, prints) in zip(entries, splits, decoded):
+        for e, s, (pixels, reason, digest, prints) in zip(entries, splits, outcomes):
             bar.update()
             if pixels is None:
                 if strict:
@@ -161,15 +170,15 @@ def _decode_all(paths, options, workers):
     # chunks of files per message: few messages, yet small enough for the last chunks to even out the workers
     chunksize = max(1, min(32, window // (workers * 8)))
     if not fork:
-        with context.Pool(workers) as pool:
+        with Workers(workers, context=context) as pool:
             yield from pool.imap(functools.partial(decode, options=options), paths, chunksize)
         return
     # forked workers write pixels and thumbnails into memory shared with this process and send back only the
-    # small rest: pickling the arrays through the pool's pipe cost 0.1-0.15 ms of CPU per image (docs/ingest.md)
+    # small rest: pickling the arrays through the pipes cost 0.1-0.15 ms of CPU per image (docs/ingest.md)
     pixels, thumbs = _shared((window, h, w, 3), np.uint8), _shared((window, THUMB * THUMB * 3), np.float32)
-    with context.Pool(workers, _attach, (pixels, thumbs)) as pool:  # forked: the arrays are inherited, not pickled
+    with Workers(workers, _attach, (pixels, thumbs), context) as pool:  # forked: the arrays are inherited
         for start in range(0, len(paths), window):
-            batch = enumerate(paths[start:start + window])  # (slot in the shared arrays, path)
+            batch = list(enumerate(paths[start:start + window]))  # (slot in the shared arrays, path)
             for slot, (ok, reason, digest, pixels_sha) in enumerate(
                     pool.imap(functools.partial(_decode_shared, options=options), batch, chunksize)):
                 # copies: the next window overwrites the slots, and the writers keep what they are given

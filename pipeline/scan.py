@@ -1,6 +1,7 @@
 """Find a folder dataset's images: one subfolder per class under data.root, and split them.
 
-Every class folder is walked recursively (following symlinks, refusing loops). Files whose extension is
+Every class folder is walked recursively (following symlinks; a loop or a folder that cannot be listed is a
+skipped entry with its reason). Files whose extension is
 not an image's, and hidden files (.DS_Store ...), are ignored and listed. The split is stratified and
 deterministic: within each class the sorted files are shuffled by a generator seeded with
 (data.split_seed, label), so a class's split does not depend on the other class's files.
@@ -27,6 +28,7 @@ class Entry:
     label: int
     size: int
     mtime_ns: int
+    problem: str = ""  # why this entry cannot be read at all (a folder that cannot be listed, a symlink loop)
 
 
 def class_names(data):
@@ -56,8 +58,11 @@ def scan(root, data):
                 raise PipelineError(f"{folder}: class folder missing; both classes need a folder "
                                     f"(data.positive: {data.positive}, data.negative: {data.negative}; "
                                     f"folders found: {', '.join(present)})")
-            for path in _walk(folder):
+            for path, problem in walk(folder):
                 rel = path.relative_to(root).as_posix()
+                if problem:  # skipped with its reason, as an unreadable file is (--strict refuses it)
+                    entries.append(Entry(path, rel, label, 0, 0, problem))
+                    continue
                 if path.name.startswith(".") or path.suffix.lower() not in IMAGE_SUFFIXES:
                     ignored.append(rel)
                     continue
@@ -73,19 +78,26 @@ def scan(root, data):
     return sorted(entries, key=lambda e: e.rel), sorted(ignored)
 
 
-def _walk(folder):
-    """Every entry under folder that is not a folder, following symlinks (FIFOs, devices and broken links
-    too: prepare skips them, naming them, rather than leave them unmentioned); a symlink back to a folder
-    above is an error."""
+def walk(folder):
+    """(path, problem) for every entry under folder that is not a folder, following symlinks (FIFOs, devices
+    and broken links too: prepare skips them, naming them, rather than leave them unmentioned), problem "";
+    and for a folder that cannot be listed or a symlink back to a folder above, (its path, why), its walk
+    going on without it."""
     def visit(path, ancestors):
         real = os.path.realpath(path)
         if real in ancestors:
-            raise PipelineError(f"{path}: symlink loop (it leads back to {real})")
-        for child in sorted(os.scandir(path), key=lambda d: d.name):
+            yield Path(path), "symlink loop (it leads back to a folder above it)"
+            return
+        try:
+            children = sorted(os.scandir(path), key=lambda d: d.name)
+        except OSError as e:
+            yield Path(path), f"unreadable folder ({e.strerror or e})"
+            return
+        for child in children:
             if child.is_dir():
                 yield from visit(child.path, ancestors | {real})
             else:
-                yield Path(child.path)
+                yield Path(child.path), ""
     yield from visit(folder, frozenset())
 
 

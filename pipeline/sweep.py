@@ -15,9 +15,7 @@ import csv
 import io
 import itertools
 import math
-import multiprocessing
 import shutil
-import signal
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +27,7 @@ from pipeline.config import Config, check_key, dump_config, load_experiment, wit
 from pipeline.files import write_text
 from pipeline.names import quote, safe_name
 from pipeline.train import load_splits, train
+from pipeline.workers import Workers
 
 SWEEP_FILE = "sweep.yaml"
 INCOMPLETE = ".incomplete"
@@ -135,8 +134,8 @@ def run(sweep_dir, points, data, jobs=1, overrides=(), config_file=None, on_done
             _share(data)
             results = (_run_point(task) for task in tasks)
         else:  # the workers get the loaded data once, when they start (forked: not even copied)
-            pool = multiprocessing.Pool(max(1, min(jobs, len(tasks))), initializer=_share, initargs=(data, True))
-            results = pool.imap_unordered(_run_point, tasks)
+            pool = Workers(max(1, min(jobs, len(tasks))), _share, (data,))
+            results = pool.imap(_run_point, tasks, ordered=False)
         for name, error in results:
             status[name] = "failed" if error else "done"
             if error:
@@ -146,7 +145,7 @@ def run(sweep_dir, points, data, jobs=1, overrides=(), config_file=None, on_done
                 on_done(name, error)
     except KeyboardInterrupt:
         if pool:
-            pool.terminate()  # the runs in progress are abandoned in their .incomplete folders
+            pool.close()  # the runs in progress are abandoned in their .incomplete folders
         pending = [p.name for p in todo if status[p.name] == "pending"]
         for name in pending if pool else pending[:1]:  # one at a time, only the first had started
             if (sweep_dir / name / "run.json").is_file():
@@ -158,7 +157,6 @@ def run(sweep_dir, points, data, jobs=1, overrides=(), config_file=None, on_done
     finally:
         if pool:
             pool.close()
-            pool.join()
     rows = write_summary(sweep_dir, points, status)
     if errors:
         name, error = next(iter(errors.items()))
@@ -169,10 +167,8 @@ def run(sweep_dir, points, data, jobs=1, overrides=(), config_file=None, on_done
 _DATA = {}  # DataConfig -> (train, test) Datasets, loaded once by the parent
 
 
-def _share(data, worker=False):
+def _share(data):
     _DATA.update(data)
-    if worker:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the parent stops workers
 
 
 def _run_point(task):

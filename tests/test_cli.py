@@ -1,12 +1,11 @@
 """Bad input through the real CLI: one line on stderr naming the problem, exit 1, no traceback."""
 import json
-import os
 import time
 
 import numpy as np
 import pytest
 
-from tests.conftest import ROOT, run_cli
+from tests.conftest import ROOT, run_cli, spawn_python
 
 DEFAULT = ROOT / "configs" / "default.yaml"
 
@@ -50,17 +49,15 @@ def test_an_interrupted_run_leaves_no_half_written_folder(tmp_path):
     """Ctrl-C while the run folder is being written: the folder goes, so `latest_run` never picks it."""
     import signal
     import subprocess
-    import sys
 
     from tests.test_data import images, write_split
 
     for split, m in (("train", 6), ("test", 4)):
         write_split(tmp_path / f"{split}_catvnoncat.h5", split, images(m), np.arange(m) % 2)
     # a long run, interrupted during training: nothing has been written yet, the claimed folder goes
-    proc = subprocess.Popen([sys.executable, "-m", "pipeline", "train", "--config", DEFAULT, "--set",
-                             f"data.dir={tmp_path}", "--set", "train.num_iterations=100000000", "--run-dir",
-                             tmp_path / "run"], cwd=tmp_path, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+    proc = spawn_python("-m", "pipeline", "train", "--config", DEFAULT, "--set", f"data.dir={tmp_path}", "--set",
+                        "train.num_iterations=100000000", "--run-dir", tmp_path / "run", cwd=tmp_path,
+                        stderr=subprocess.PIPE)
     while not (tmp_path / "run").exists():
         time.sleep(0.05)
     time.sleep(0.5)

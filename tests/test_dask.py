@@ -8,9 +8,8 @@ import logging
 import os
 import socketserver
 import struct
-import subprocess
-import sys
 import threading
+from pathlib import Path
 
 import h5py
 import numpy as np
@@ -20,7 +19,7 @@ from pipeline import PipelineError
 from pipeline.artifacts import load_model
 from pipeline.config import TrainConfig
 from pipeline.streaming import streams
-from tests.conftest import ROOT, run_cli, run_python
+from tests.conftest import run_cli, run_python
 from tests.test_data import images
 
 NO_DASK = ("import sys; sys.modules['dask'] = sys.modules['distributed'] = None; "  # any import of them fails
@@ -125,9 +124,9 @@ def test_dask_engine_refuses_the_gram_solver():
 
 
 def run_briefly(*args):
-    """run_cli with a deadline of 15 s: a hang fails the test instead of stalling the suite."""
-    return subprocess.run([sys.executable, "-m", "pipeline", *map(str, args)], cwd=ROOT, capture_output=True,
-                          text=True, env=dict(os.environ, PYTHONPATH=str(ROOT)), timeout=15)
+    """run_cli with a deadline of 15 s: a hang fails the test (its process group killed) instead of stalling
+    the suite."""
+    return run_cli(*args, timeout=15)
 
 
 @contextlib.contextmanager
@@ -164,6 +163,56 @@ def test_a_silent_scheduler_is_one_error_line_within_seconds(data_dir, tmp_path)
     assert result.stderr == (f"error: train.scheduler {address}: cannot reach the Dask scheduler "
                              "(no answer within 3 s)\n")
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("scheme", ["ws", "wss", "tls", "ucx", "inproc"])
+def test_a_scheme_that_cannot_be_checked_first_is_refused_in_one_line(data_dir, tmp_path, scheme):
+    pytest.importorskip("distributed")
+    with server(None) as (address, accepted):  # silent: distributed alone would wait for its handshake for ever
+        address = address.replace("tcp://", f"{scheme}://")
+        result = train(data_dir, tmp_path / "run", "train.engine=dask", f"train.scheduler={address}",
+                       runner=run_briefly)
+    assert result.returncode == 1 and result.stdout == ""
+    assert result.stderr == (f"error: train.scheduler {address}: {scheme}:// is not supported, only tcp:// (a "
+                             "scheduler that never answers would hang training with no message: only tcp:// is "
+                             "checked first); reach a remote scheduler through an SSH tunnel to a tcp:// address\n")
+    assert not (tmp_path / "run").exists()
+
+
+def listening(pids):
+    """The (address, port) of every TCP socket listening in the processes pids, from /proc/net/tcp and tcp6."""
+    inodes = set()
+    for pid in pids:
+        for fd in os.scandir(f"/proc/{pid}/fd"):
+            with contextlib.suppress(OSError):
+                target = os.readlink(fd.path)
+                if target.startswith("socket:["):
+                    inodes.add(target[8:-1])
+    found = []
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[3] == "0A" and fields[9] in inodes:  # 0A: LISTEN
+                address, port = fields[1].split(":")
+                found.append((address, int(port, 16)))
+    return found
+
+
+def test_a_local_cluster_listens_on_the_loopback_only_and_has_no_dashboard():
+    pytest.importorskip("distributed")
+    from pipeline.dask_engine import connect
+    client = connect("")
+    try:
+        workers = [w["pid"] if "pid" in w else None for w in client.scheduler_info()["workers"].values()]
+        pids = [os.getpid(), *client.run(os.getpid).values(), *(p for p in workers if p)]
+        sockets = listening(set(pids))
+        http = client.cluster.scheduler.http_server  # started even without a dashboard: its routes
+        assert len(sockets) >= 2 + len(workers) and all(address == "0100007F" for address, _ in sockets), sockets
+        assert client.cluster.scheduler.services["dashboard"] is http and not any(
+            "/status" in str(rule.matcher) for rule in http.request_callback.default_router.rules)  # no dashboard
+    finally:
+        client.close()
+        client.cluster.close()
 
 
 def test_an_http_server_is_not_a_dask_scheduler(data_dir, tmp_path):

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import yaml
 
-from tests.conftest import ROOT, run_cli
+from tests.conftest import ROOT, run_cli, spawn_python
 from tests.imagefolders import make_folder
 from tests.test_data import write_split
 
@@ -20,8 +20,7 @@ ENOSPC = "No space left on device"
 
 def start_cli(*args, cwd):
     """`python -m pipeline ARGS` started in a real subprocess, its stderr piped."""
-    return subprocess.Popen([sys.executable, "-m", "pipeline", *map(str, args)], cwd=cwd, stderr=subprocess.PIPE,
-                            stdout=subprocess.DEVNULL, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    return spawn_python("-m", "pipeline", *args, cwd=cwd, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL)
 
 
 def wait_for(condition, proc, timeout=60):

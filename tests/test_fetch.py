@@ -6,7 +6,6 @@ import http.server
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 
@@ -14,7 +13,7 @@ import pytest
 
 from pipeline import PipelineError
 from pipeline.fetch import SHA256, fetch
-from tests.conftest import COURSE_FILES, ROOT, run_cli, run_python
+from tests.conftest import COURSE_FILES, run_cli, run_python, spawn_python
 
 FILES = {"a.h5": b"first file", "b.h5": b"second file"}
 HASHES = {name: hashlib.sha256(data).hexdigest() for name, data in FILES.items()}
@@ -233,8 +232,7 @@ def test_when_every_mirror_fails_one_line_says_how_to_go_on(tmp_path):
 def test_sigterm_during_a_download_leaves_no_partial_file(tmp_path):
     dest = tmp_path / "raw"
     with hostile(**{"train_catvnoncat.h5": "trickle"}) as url:
-        proc = subprocess.Popen([sys.executable, "-m", "pipeline", "fetch", "--from", url, "--dest", dest],
-                                cwd=ROOT, stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+        proc = spawn_python("-m", "pipeline", "fetch", "--from", url, "--dest", dest, stderr=subprocess.PIPE)
         deadline = time.monotonic() + 60
         while not list(dest.glob(".train_catvnoncat.h5.*.tmp")):  # the partial file, being written
             assert proc.poll() is None and time.monotonic() < deadline

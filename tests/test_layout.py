@@ -2,12 +2,11 @@
 import json
 import re
 import shutil
-import subprocess
 
 import pytest
 
 from pipeline.plots import line_chart, svg
-from tests.conftest import ROOT, run_cli
+from tests.conftest import ROOT, run_cli, run_command
 from tests.imagefolders import make_hard_folder
 from tests.test_report import small_data, small_run, train_small  # noqa: F401
 from tests.test_sweep_report import CHROMIUM_FLAGS, chromium
@@ -44,9 +43,11 @@ def measure(html_text, tmp_path, name="page.html", folder=None):
     """What Chromium laid out for html_text, written to folder (default tmp_path: relative links need theirs)."""
     page = (folder or tmp_path) / name
     page.write_text(html_text.replace("</body>", MEASURE + "</body>"))
-    dom = subprocess.run([chromium(), *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}",
+    result = run_command([chromium(), *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}",
                           "--window-size=1280,1000", "--virtual-time-budget=20000", "--dump-dom", page.as_uri()],
-                         capture_output=True, text=True, timeout=180, check=True).stdout
+                         timeout=180, text=True)
+    assert result.returncode == 0, result.stderr
+    dom = result.stdout
     found = re.search(r'<pre id="measured">(.*?)</pre>', dom, re.S)
     assert found, dom[-2000:]
     return json.loads(found.group(1).replace("&quot;", '"').replace("&amp;", "&"))

@@ -7,7 +7,6 @@ import json
 import re
 import signal
 import subprocess
-import sys
 import urllib.error
 import urllib.request
 from html.parser import HTMLParser
@@ -18,7 +17,7 @@ from PIL import Image
 
 from pipeline.artifacts import trained_at
 from pipeline.serve import MAX_UPLOAD
-from tests.conftest import ROOT, run_cli
+from tests.conftest import kill_group, run_cli, run_command, spawn_python
 from tests.test_explain import course_run  # noqa: F401
 from tests.test_images import quadrants
 from tests.test_sweep_report import CHROMIUM_FLAGS, chromium
@@ -26,12 +25,12 @@ from tests.test_sweep_report import CHROMIUM_FLAGS, chromium
 
 def start(*args, env=None):
     """Start `python -m pipeline serve ARGS --port 0`; return (process, base URL) once it listens."""
-    proc = subprocess.Popen([sys.executable, "-m", "pipeline", "serve", *map(str, args), "--port", "0"], cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    proc = spawn_python("-m", "pipeline", "serve", *args, "--port", "0", env=env, stdout=subprocess.PIPE,
+                        stderr=subprocess.PIPE)
     line = proc.stderr.readline()
     found = re.fullmatch(r"serving (http://127\.0\.0\.1:\d+/) with .*; Ctrl-C to stop\n", line)
     if not found:
-        proc.kill()
+        kill_group(proc)
         pytest.fail(f"the server did not start: {line}{proc.communicate()[1]}")
     return proc, found.group(1)
 
@@ -44,12 +43,14 @@ def uploads(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def server(course_run, uploads):  # noqa: F811
-    import os
 
-    proc, url = start("--model", course_run, env=dict(os.environ, TMPDIR=str(uploads)))
-    yield url
-    proc.send_signal(signal.SIGINT)
-    proc.communicate(timeout=30)
+    proc, url = start("--model", course_run, env={"TMPDIR": str(uploads)})
+    try:
+        yield url
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=30)
+    finally:
+        kill_group(proc)
 
 
 def post(url, data, name=None, path="predict"):
@@ -227,9 +228,9 @@ class Dom(HTMLParser):
 
 
 def dump_dom(url, tmp_path):
-    result = subprocess.run([chromium(), *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}",
-                             "--virtual-time-budget=10000", "--dump-dom", url],
-                            capture_output=True, text=True, timeout=180, check=True)
+    result = run_command([chromium(), *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}",
+                          "--virtual-time-budget=10000", "--dump-dom", url], timeout=180, text=True)
+    assert result.returncode == 0, result.stderr
     return Dom(result.stdout).ids
 
 

@@ -4,13 +4,12 @@ import csv
 import json
 import signal
 import subprocess
-import sys
 import time
 
 import numpy as np
 import pytest
 
-from tests.conftest import ROOT, run_cli
+from tests.conftest import ROOT, run_cli, spawn_python
 from tests.test_data import write_split
 
 DEFAULT = ROOT / "configs" / "default.yaml"
@@ -154,8 +153,8 @@ def test_interrupted_sweep_keeps_finished_runs_and_resume_completes_it(small_dat
     # the middle point is long enough to be interrupted; the others are quick
     config = sweep_config(tmp_path, small_data, "train.num_iterations: [10, 30000, 20]", train="print_every: 1000")
     sw = tmp_path / "sw"
-    proc = subprocess.Popen([sys.executable, "-m", "pipeline", "sweep", "--config", config, "--sweep-dir", sw],
-                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = spawn_python("-m", "pipeline", "sweep", "--config", config, "--sweep-dir", sw, stdout=subprocess.PIPE,
+                        stderr=subprocess.PIPE)
     deadline = time.monotonic() + 120
     while not ((sw / "it10" / "run.json").exists() and (sw / "it30000.incomplete").exists()):
         assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
@@ -183,8 +182,8 @@ def test_interrupted_sweep_keeps_finished_runs_and_resume_completes_it(small_dat
 def test_interrupted_parallel_sweep_marks_the_running_point_incomplete(small_data, tmp_path):
     config = sweep_config(tmp_path, small_data, "train.num_iterations: [10, 300000, 20]", train="print_every: 1000")
     sw = tmp_path / "sw"
-    proc = subprocess.Popen([sys.executable, "-m", "pipeline", "sweep", "--config", config, "--sweep-dir", sw,
-                             "--jobs", "2"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = spawn_python("-m", "pipeline", "sweep", "--config", config, "--sweep-dir", sw, "--jobs", "2",
+                        stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 120
     while not ((sw / "it10" / "run.json").exists() and (sw / "it20" / "run.json").exists()):
         assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
@@ -272,17 +271,15 @@ def test_the_lessons_learning_rate_sweep_on_the_real_data(course_dir, tmp_path):
 
 def test_a_reader_that_goes_away_is_not_an_error(small_data, tmp_path):
     """`compare ... | head -1`: the pipe closes before compare writes; no message, no traceback."""
-    import os
     import subprocess
-    import sys
 
     run_cli("train", "--set", f"data.dir={small_data}", "--set", "train.num_iterations=5", "--run-dir",
             tmp_path / "a", check=0)
-    proc = subprocess.Popen([sys.executable, "-m", "pipeline", "compare", tmp_path / "a", tmp_path / "a"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    proc = spawn_python("-m", "pipeline", "compare", tmp_path / "a", tmp_path / "a", stdout=subprocess.PIPE,
+                        stderr=subprocess.PIPE)
     proc.stdout.close()  # the reader is gone before anything is written
     with proc.stderr:
-        err = proc.stderr.read().decode()
+        err = proc.stderr.read()
     assert proc.wait() == 141 and err == ""
 
 

@@ -4,7 +4,6 @@ import json
 import os
 import re
 import shutil
-import subprocess
 import xml.etree.ElementTree as ET
 
 import numpy as np
@@ -14,7 +13,7 @@ from PIL import Image
 from pipeline import PipelineError
 from pipeline.plots import line_chart, style, svg
 from pipeline.report import write_sweep_report
-from tests.conftest import ROOT, run_cli
+from tests.conftest import ROOT, run_cli, run_command
 from tests.test_report import SVG, Page, decode, polyline_points, small_data, small_run, train_small  # noqa: F401
 
 RATES = ("0.001", "0.005", "0.02")
@@ -122,8 +121,9 @@ def chromium():
 
 def screenshot(html, tmp_path):
     png = tmp_path / "shot.png"
-    subprocess.run([chromium(), *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1200,3000",
-                    f"--screenshot={png}", html.as_uri()], capture_output=True, timeout=180, check=True)
+    result = run_command([chromium(), *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}",
+                          "--window-size=1200,3000", f"--screenshot={png}", html.as_uri()], timeout=180)
+    assert result.returncode == 0, result.stderr
     with Image.open(png) as image:
         return np.asarray(image.convert("RGB"))
 
