@@ -73,6 +73,37 @@ def audit_fingerprints(splits, classes, near_distance=0.02):
             "near_duplicates": near}
 
 
+def duplicate_groups(prints, near_distance):
+    """The group of each of m images, from their fingerprints (None: a group of its own): images with the same
+    pixels or near one another (as the audit defines them, transitively) share a group, the one of the first.
+
+    Pairs a hair over near_distance are grouped too (a margin for rounding): the audit of the prepared files,
+    computed again, must not find a near pair split apart.
+    """
+    parent = list(range(len(prints)))
+
+    def root(k):
+        while parent[k] != k:
+            parent[k] = parent[parent[k]]  # halve the path: the trees stay shallow
+            k = parent[k]
+        return k
+
+    def join(a, b):
+        a, b = root(a), root(b)
+        parent[max(a, b)] = min(a, b)
+
+    first_of = {}
+    for k, p in enumerate(prints):
+        if p is not None:
+            join(k, first_of.setdefault(p[0], k))
+    firsts = sorted(set(first_of.values()))  # one image per exact group, as in audit_fingerprints
+    if firsts:
+        for i, j, _ in _near_blocks(np.stack([prints[k][1] for k in firsts]), near_distance * (1 + 1e-3) + 1e-6):
+            for a, b in zip(i.tolist(), j.tolist()):
+                join(firsts[a], firsts[b])
+    return [root(k) for k in range(len(prints))]
+
+
 def _codes(values):
     """values as an int array, equal values equal codes."""
     codes = {}

@@ -3,7 +3,8 @@
 Every class folder is walked recursively (following symlinks, refusing loops). Files whose extension is
 not an image's, and hidden files (.DS_Store ...), are ignored and listed. The split is stratified and
 deterministic: within each class the sorted files are shuffled by a generator seeded with
-(data.split_seed, label), so a class's split does not depend on the other class's files.
+(data.split_seed, label), so a class's split does not depend on the other class's files. prepare passes
+groups of duplicate images, each of which is kept on one side.
 """
 import os
 import stat
@@ -89,17 +90,28 @@ def _walk(folder):
     yield from visit(folder, frozenset())
 
 
-def split(entries, test_fraction, val_fraction, seed):
-    """Assign each entry a split name, stratified by label; returns a list parallel to entries."""
+def split(entries, test_fraction, val_fraction, seed, groups=None):
+    """Assign each entry a split name, stratified by label; returns a list parallel to entries.
+
+    groups[i] is entry i's group (default: one group each): a group goes whole to one side, so that copies of an
+    image never sit on both. Within a label (a group's is its first member's) the groups are shuffled by the
+    seeded generator and dealt in turn: to test while it stays within half a group of its share of the label's
+    images, else to validation likewise, else to training. Of one-image groups this is a plain shuffled split.
+    """
     names = ["train"] * len(entries)
+    members = {}  # group -> its entries, groups in the order of their first entry
+    for i, g in enumerate(range(len(entries)) if groups is None else groups):
+        members.setdefault(g, []).append(i)
     for label in (0, 1):
-        idx = [i for i, e in enumerate(entries) if e.label == label]
-        order = np.random.default_rng([seed, label]).permutation(len(idx))
-        n_test = round(len(idx) * test_fraction)
-        n_val = round(len(idx) * val_fraction)
-        for k, j in enumerate(order):
-            if k < n_test:
-                names[idx[j]] = "test"
-            elif k < n_test + n_val:
-                names[idx[j]] = "val"
+        stratum = [m for m in members.values() if entries[m[0]].label == label]
+        images = sum(map(len, stratum))
+        wanted = {"test": round(images * test_fraction), "val": round(images * val_fraction)}
+        taken = dict.fromkeys(wanted, 0)
+        for j in np.random.default_rng([seed, label]).permutation(len(stratum)):
+            group = stratum[j]
+            side = next((s for s in wanted if 2 * taken[s] + len(group) <= 2 * wanted[s]), "train")
+            if side != "train":
+                taken[side] += len(group)
+            for i in group:
+                names[i] = side
     return names
