@@ -26,6 +26,24 @@ def test_bad_input_is_one_line_without_traceback(args, message, tmp_path):
     assert "Traceback" not in result.stderr and result.stdout == ""
 
 
+def test_a_misspelt_config_and_a_file_given_to_fetch_get_what_was_meant(tmp_path):
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "cats.yaml").write_text("train:\n  seed: 1\n")
+    (tmp_path / "downloads").mkdir()
+    (tmp_path / "downloads" / "train_catvnoncat.h5").write_bytes(b"not the course file")
+    for args, message in ((["train", "--config", "folder_exmaple"],
+                           "error: folder_exmaple: config file not found; did you mean folder_example? (a path, "),
+                          (["sweep", "--config", "mine/cat.yaml"],
+                           "error: mine/cat.yaml: config file not found; did you mean mine/cats.yaml?\n"),
+                          (["fetch", "--from", "downloads/train_catvnoncat.h5", "--dest", "raw"],
+                           "error: downloads/train_catvnoncat.h5: a file; --from takes the folder holding the "
+                           "files: did you mean downloads?\n")):
+        result = run_cli(*args, cwd=tmp_path)
+        assert result.returncode == 1 and result.stderr.startswith(message) and result.stderr.count("\n") == 1
+    result = run_cli("train", "--config", "mine/zebra.yaml", cwd=tmp_path)  # nothing close: no guess
+    assert result.stderr == "error: mine/zebra.yaml: config file not found\n"
+
+
 def test_debug_shows_the_traceback():
     result = run_cli("train", "--set", "data.dir=nowhere", "--debug")  # default config from the repo
     assert result.returncode == 1 and "Traceback" in result.stderr and "PipelineError" in result.stderr
