@@ -14,7 +14,7 @@ import warnings
 from pathlib import Path
 
 from pipeline import PipelineError, __version__
-from pipeline.config import PACKAGED, find_config, load_config
+from pipeline.config import PACKAGED, config_name, find_config, load_config
 from pipeline.files import write_text
 from pipeline.images import FITS, RESAMPLES
 from pipeline.names import printable
@@ -225,7 +225,7 @@ def cmd_sweep(args):
     sweep_dir = claim_dir(args.resume, "--resume") if args.resume else \
         new_run_dir(config_file.stem, args.sweep_dir, "--sweep-dir")
     if not args.resume:
-        write_text(sweep_dir / sweep.SWEEP_FILE, f"# resolved from {' '.join([str(config_file), *args.set])}\n{resolved}")
+        write_text(sweep_dir / sweep.SWEEP_FILE, f"# resolved from {' '.join([config_name(config_file), *args.set])}\n{resolved}")
     with progress(args, total=len(points), desc="sweep", unit="run") as bar:
         def done(name, error):
             bar.update()

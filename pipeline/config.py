@@ -165,6 +165,13 @@ def find_config(name):
                         f"configs: {_packaged_names()})")
 
 
+def config_name(path):
+    """How a run's record names the config file at path: `packaged:NAME.yaml` for a config shipped with the
+    package (its path inside an installed package says nothing to a reader), else the path as given."""
+    path = Path(path)
+    return f"packaged:{path.name}" if path.parent == PACKAGED else str(path)
+
+
 def load_config(path, overrides=()):
     """Read the YAML file at path (and the base it extends), apply `section.key=value` overrides, validate.
 
