@@ -39,6 +39,7 @@ REPORT = "prepare_report.json"
 WINDOW_BYTES = 64 << 20  # pixels decoded into shared memory before the main process takes them over
 _SHARED = None  # in a forked worker: (pixels (window, h, w, 3) uint8, thumbnails (window, THUMB*THUMB*3) float32)
 READ_WHOLE_BYTES = 64 << 20  # files up to this size are read into memory once, for the hash and the decoder
+STAGED = "decoded-pixels.tmp"  # in the temporary folder, deleted before it is swapped in
 LEAKS_LISTED = 10  # pairs of files named in the warning about a leaking data.test_root
 FORMAT = 3  # bump when what prepare writes changes: datasets of an older format are rebuilt
 
@@ -141,7 +142,7 @@ def _build(tmp, entries, n_root, config, report, workers, strict, progress):
     bar = tqdm(total=len(entries), desc="prepare", unit="img", file=sys.stderr, leave=False,
                disable=not progress or not sys.stderr.isatty())
     decoded = _decode_all([str(e.path) for e in entries], (size, data.fit, data.resample, data.min_size), workers)
-    staged = tmp / ".decoded"  # the pixels of the images not skipped, in order, until the split is known
+    staged = tmp / STAGED  # the pixels of the images not skipped, in order, until the split is known
     try:
         with open(staged, "wb") as stage:
             for e, (pixels, reason, digest, prints) in zip(entries, decoded):
@@ -151,7 +152,7 @@ def _build(tmp, entries, n_root, config, report, workers, strict, progress):
                         raise PipelineError(f"{e.path}: {reason}; --strict refuses any skipped file")
                     skipped.append({"file": e.rel, "reason": reason})
                 else:
-                    stage.write(pixels.tobytes())  # an ordinary OSError on a full disk (a memmap would SIGBUS)
+                    _stage(stage, pixels, staged)
                 decoded_ok.append(None if pixels is None else (digest, prints))
     finally:
         decoded.close()  # stops the worker processes at once when a file was refused
@@ -165,6 +166,14 @@ def _build(tmp, entries, n_root, config, report, workers, strict, progress):
     report["skipped"] = skipped
     _check_counts(report, data)
     write_text(tmp / REPORT, json.dumps(report, indent=2) + "\n")
+
+
+def _stage(stage, pixels, staged):
+    """Append pixels to the staging file: a full disk is an ordinary OSError naming it (a memmap would SIGBUS)."""
+    try:
+        stage.write(pixels.tobytes())
+    except OSError as e:
+        raise OSError(e.errno, e.strerror, str(staged)) from None
 
 
 def _write_splits(tmp, entries, splits, decoded_ok, staged, size, report, near_distance):
