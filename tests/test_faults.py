@@ -108,7 +108,8 @@ def test_sigterm_during_training_removes_the_claimed_run_folder(tmp_path):
 def test_sigterm_during_prepare_leaves_no_temporary_dataset_folder(tmp_path, photos):
     processed = tmp_path / "data" / "processed"
     proc = start_cli("prepare", "--config", photos, "--workers", "1", cwd=tmp_path)
-    wait_for(lambda: processed.is_dir() and any(processed.glob(".photos.*/train.h5")), proc)
+    # the staging file of the decoded pixels is there from the first image on (train.h5 only once all are decoded)
+    wait_for(lambda: processed.is_dir() and any(processed.glob(".photos.*/decoded-pixels.tmp")), proc)
     terminated(proc)
     assert list(processed.iterdir()) == []
 
