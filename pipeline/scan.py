@@ -93,25 +93,32 @@ def _walk(folder):
 def split(entries, test_fraction, val_fraction, seed, groups=None):
     """Assign each entry a split name, stratified by label; returns a list parallel to entries.
 
-    groups[i] is entry i's group (default: one group each): a group goes whole to one side, so that copies of an
-    image never sit on both. Within a label (a group's is its first member's) the groups are shuffled by the
-    seeded generator and dealt in turn: to test while it stays within half a group of its share of the label's
-    images, else to validation likewise, else to training. Of one-image groups this is a plain shuffled split.
+    Within each label the entries are shuffled by a generator seeded with (seed, label) and dealt in turn: to
+    test while it stays within half a group of its share of the label's images, else to validation likewise,
+    else to training. groups[i] is entry i's group (default: one each): the first of a group to be dealt takes
+    the whole group with it, so that copies of an image never sit on two sides. Without groups this is the
+    plain shuffled split, and a few groups move only the entries dealt after them.
     """
-    names = ["train"] * len(entries)
-    members = {}  # group -> its entries, groups in the order of their first entry
-    for i, g in enumerate(range(len(entries)) if groups is None else groups):
+    groups = range(len(entries)) if groups is None else groups
+    members = {}  # group -> its entries
+    for i, g in enumerate(groups):
         members.setdefault(g, []).append(i)
+    labels = [e.label for e in entries]
+    names = [None] * len(entries)
+    wanted, taken = {}, {}  # per label: images wanted and taken per side
     for label in (0, 1):
-        stratum = [m for m in members.values() if entries[m[0]].label == label]
-        images = sum(map(len, stratum))
-        wanted = {"test": round(images * test_fraction), "val": round(images * val_fraction)}
-        taken = dict.fromkeys(wanted, 0)
-        for j in np.random.default_rng([seed, label]).permutation(len(stratum)):
-            group = stratum[j]
-            side = next((s for s in wanted if 2 * taken[s] + len(group) <= 2 * wanted[s]), "train")
-            if side != "train":
-                taken[side] += len(group)
+        n = labels.count(label)
+        wanted[label] = {"test": round(n * test_fraction), "val": round(n * val_fraction)}
+        taken[label] = {"test": 0, "val": 0, "train": 0}
+    for label in (0, 1):
+        idx = [i for i, y in enumerate(labels) if y == label]
+        for j in np.random.default_rng([seed, label]).permutation(len(idx)):
+            if names[idx[j]] is not None:  # dealt with its group
+                continue
+            group = members[groups[idx[j]]]
+            size = sum(labels[i] == label for i in group)
+            side = next((s for s in ("test", "val") if 2 * taken[label][s] + size <= 2 * wanted[label][s]), "train")
             for i in group:
                 names[i] = side
+                taken[labels[i]][side] += 1  # a member of the other label (a label conflict) counts there
     return names
