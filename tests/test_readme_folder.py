@@ -59,5 +59,5 @@ def test_the_readme_own_folder_commands_work_as_written_in_a_fresh_clone(tmp_pat
         assert code == 0, f"`{command}` failed:\n{out}"
         outputs.append(out)
     assert "wrote 400 JPEGs into data/photos/cat and data/photos/non-cat" in outputs[0]
-    [run] = re.findall(r"^run folder:\s+(runs/folder_example-\S+)$", outputs[-1], re.M)
+    [run] = re.findall(r"^run folder:?\s+(runs/folder_example-\S+)$", outputs[-1], re.M)
     assert (clone / run / "report.html").is_file() and (clone / run / "model.npz").is_file()
