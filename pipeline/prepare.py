@@ -27,12 +27,12 @@ from PIL import Image
 from tqdm import tqdm
 
 from pipeline import PipelineError
-from pipeline.audit import THUMB, audit_fingerprints, duplicate_groups, fingerprint
+from pipeline.audit import THUMB, audit_fingerprints, fingerprint
 from pipeline.audit import summary as audit_summary
 from pipeline.files import replace_dir, sha256_file, write_text
 from pipeline.h5write import SplitWriter
 from pipeline.images import load_image, readable_formats
-from pipeline.scan import SPLITS, class_names, scan, split
+from pipeline.scan import SPLITS, check_test_root, class_names, grouped_split, scan
 
 PROCESSED_ROOT = Path("data/processed")
 REPORT = "prepare_report.json"
@@ -40,7 +40,6 @@ WINDOW_BYTES = 64 << 20  # pixels decoded into shared memory before the main pro
 _SHARED = None  # in a forked worker: (pixels (window, h, w, 3) uint8, thumbnails (window, THUMB*THUMB*3) float32)
 READ_WHOLE_BYTES = 64 << 20  # files up to this size are read into memory once, for the hash and the decoder
 STAGED = "decoded-pixels.tmp"  # in the temporary folder, deleted before it is swapped in
-LEAKS_LISTED = 10  # pairs of files named in the warning about a leaking data.test_root
 FORMAT = 3  # bump when what prepare writes changes: datasets of an older format are rebuilt
 
 
@@ -68,7 +67,7 @@ def prepare(config, workers=None, force=False, strict=False, log=lambda message:
         if strict and report["skipped"]:
             raise PipelineError(f"{out / REPORT}: {len(report['skipped'])} files were skipped "
                                 f"(first: {report['skipped'][0]['file']}); --strict refuses any skipped file")
-        _check_test_root(report["duplicates"], data, strict, log)
+        check_test_root(report["duplicates"], data, strict, log)
         log(f"{out}: up to date (same sources and settings), not prepared again; --force redoes it")
         return out, report, False
     classes = [names[0] for names in class_names(data)]
@@ -78,7 +77,7 @@ def prepare(config, workers=None, force=False, strict=False, log=lambda message:
         replace_dir(out, lambda tmp: _build(tmp, entries, n_root, config, report, workers, strict, progress))
     except OSError as e:  # an unwritable or occupied data/processed
         raise PipelineError(f"{e.filename or out}: cannot write the prepared dataset: {e.strerror or e}") from None
-    _check_test_root(report["duplicates"], data, False, log)  # --strict refused it before the swap
+    check_test_root(report["duplicates"], data, False, log)  # --strict refused it before the swap
     log(f"{out}: prepared {sum(sum(c.values()) for c in report['counts'].values())} images")
     return out, report, True
 
@@ -90,40 +89,6 @@ def _collect(data):
         return entries, len(entries), ignored
     test_entries, test_ignored = scan(data.test_root, data)
     return entries + test_entries, len(entries), ignored + test_ignored
-
-
-def _split(entries, n_root, prints, data, near_distance):
-    """The split name of each entry, groups of duplicates on one side, and what prepare_report.json says of them.
-
-    Images of data.test_root all go to test; a group holding images of both roots is a leak, listed (up to
-    LEAKS_LISTED pairs) as `file of test_root = file of root`.
-    """
-    groups = duplicate_groups(prints, near_distance)
-    test_fraction = 0.0 if n_root < len(entries) else data.test_fraction
-    splits = split(entries[:n_root], test_fraction, data.val_fraction, data.split_seed, groups[:n_root])
-    splits += ["test"] * (len(entries) - n_root)
-    members = {}
-    for k, g in enumerate(groups):
-        members.setdefault(g, []).append(k)
-    shared = [m for m in members.values() if len(m) > 1]
-    leaks = [(k, m[0]) for m in shared if m[0] < n_root for k in m if k >= n_root]  # (test_root's, root's)
-    roots = (Path(data.root), Path(data.test_root or data.root))
-    return splits, {"groups": len(shared), "images": sum(map(len, shared)), "kept_together": not leaks,
-                    "test_root_leaks": len(leaks),
-                    "listed": [f"{roots[1] / entries[t].rel} = {roots[0] / entries[r].rel}"
-                               for t, r in leaks[:LEAKS_LISTED]]}
-
-
-def _check_test_root(duplicates, data, strict, log):
-    """Warn of (or, under --strict, refuse) images of data.test_root that data.root holds too."""
-    n, listed = duplicates["test_root_leaks"], duplicates["listed"]
-    if not n:
-        return
-    what = (f"{data.test_root}: {n} images of data.test_root are also in data.root (exact or near duplicates), "
-            f"so the test score is flattered: {'; '.join(listed)}{'; ...' * (n > len(listed))}")
-    if strict:
-        raise PipelineError(f"{what}; --strict refuses a test set that leaks into training")
-    log(f"warning: {what}")
 
 
 def _settings(data):
@@ -157,10 +122,10 @@ def _build(tmp, entries, n_root, config, report, workers, strict, progress):
     finally:
         decoded.close()  # stops the worker processes at once when a file was refused
         bar.close()
-    splits, report["duplicates"] = _split(entries, n_root, [d and d[1] for d in decoded_ok], data,
+    splits, report["duplicates"] = grouped_split(entries, n_root, [d and d[1] for d in decoded_ok], data,
                                           config.audit.near_distance)
     if strict:
-        _check_test_root(report["duplicates"], data, strict, log=None)
+        check_test_root(report["duplicates"], data, strict, log=None)
     _write_splits(tmp, entries, splits, decoded_ok, staged, size, report, config.audit.near_distance)
     staged.unlink()
     report["skipped"] = skipped

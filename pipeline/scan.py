@@ -3,8 +3,9 @@
 Every class folder is walked recursively (following symlinks, refusing loops). Files whose extension is
 not an image's, and hidden files (.DS_Store ...), are ignored and listed. The split is stratified and
 deterministic: within each class the sorted files are shuffled by a generator seeded with
-(data.split_seed, label), so a class's split does not depend on the other class's files. prepare passes
-groups of duplicate images, each of which is kept on one side.
+(data.split_seed, label), so a class's split does not depend on the other class's files. grouped_split,
+which prepare calls once every image is decoded, keeps each group of exact or near duplicates (the audit's,
+pipeline/audit.py) on one side, and finds the images a separate data.test_root shares with data.root.
 """
 import os
 import stat
@@ -14,9 +15,11 @@ from pathlib import Path
 import numpy as np
 
 from pipeline import PipelineError
+from pipeline.audit import duplicate_groups
 from pipeline.images import IMAGE_SUFFIXES
 
 SPLITS = ("train", "test", "val")
+LEAKS_LISTED = 10  # pairs of files named in the warning about a leaking data.test_root
 
 
 @dataclass(frozen=True)
@@ -122,3 +125,37 @@ def split(entries, test_fraction, val_fraction, seed, groups=None):
                 names[i] = side
                 taken[labels[i]][side] += 1  # a member of the other label (a label conflict) counts there
     return names
+
+
+def grouped_split(entries, n_root, prints, data, near_distance):
+    """The split name of each entry, groups of duplicates on one side, and what prepare_report.json says of them.
+
+    Images of data.test_root all go to test; a group holding images of both roots is a leak, listed (up to
+    LEAKS_LISTED pairs) as `file of test_root = file of root`.
+    """
+    groups = duplicate_groups(prints, near_distance)
+    test_fraction = 0.0 if n_root < len(entries) else data.test_fraction
+    splits = split(entries[:n_root], test_fraction, data.val_fraction, data.split_seed, groups[:n_root])
+    splits += ["test"] * (len(entries) - n_root)
+    members = {}
+    for k, g in enumerate(groups):
+        members.setdefault(g, []).append(k)
+    shared = [m for m in members.values() if len(m) > 1]
+    leaks = [(k, m[0]) for m in shared if m[0] < n_root for k in m if k >= n_root]  # (test_root's, root's)
+    roots = (Path(data.root), Path(data.test_root or data.root))
+    return splits, {"groups": len(shared), "images": sum(map(len, shared)), "kept_together": not leaks,
+                    "test_root_leaks": len(leaks),
+                    "listed": [f"{roots[1] / entries[t].rel} = {roots[0] / entries[r].rel}"
+                               for t, r in leaks[:LEAKS_LISTED]]}
+
+
+def check_test_root(duplicates, data, strict, log):
+    """Warn of (or, under --strict, refuse) images of data.test_root that data.root holds too."""
+    n, listed = duplicates["test_root_leaks"], duplicates["listed"]
+    if not n:
+        return
+    what = (f"{data.test_root}: {n} images of data.test_root are also in data.root (exact or near duplicates), "
+            f"so the test score is flattered: {'; '.join(listed)}{'; ...' * (n > len(listed))}")
+    if strict:
+        raise PipelineError(f"{what}; --strict refuses a test set that leaks into training")
+    log(f"warning: {what}")
