@@ -44,6 +44,19 @@ def test_a_misspelt_config_and_a_file_given_to_fetch_get_what_was_meant(tmp_path
     assert result.stderr == "error: mine/zebra.yaml: config file not found\n"
 
 
+def test_demo_photos_writes_both_classes_and_refuses_an_existing_folder_or_bad_sizes(tmp_path):
+    result = run_cli("demo-photos", "photos", "--count", "6", "--min-px", "32", "--max-px", "48", cwd=tmp_path)
+    assert result.returncode == 0 and result.stdout == "wrote 6 JPEGs into photos/cat and photos/non-cat\n"
+    assert [len(list((tmp_path / "photos" / c).glob("*.jpg"))) for c in ("cat", "non-cat")] == [3, 3]
+    for args, message in ((["photos"], "error: photos: already exists; give a new folder for the demo photos\n"),
+                          (["new", "--min-px", "90", "--max-px", "40"],
+                           "error: --min-px 90 --max-px 40: need 16 <= min-px <= max-px\n"),
+                          (["new", "--count", "1"], "error: --count 1: must be at least 2 (one photo of each class)\n")):
+        result = run_cli("demo-photos", *args, cwd=tmp_path)
+        assert result.returncode == 1 and result.stderr == message
+    assert not (tmp_path / "new").exists()
+
+
 def test_debug_shows_the_traceback():
     result = run_cli("train", "--set", "data.dir=nowhere", "--debug")  # default config from the repo
     assert result.returncode == 1 and "Traceback" in result.stderr and "PipelineError" in result.stderr
