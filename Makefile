@@ -14,8 +14,8 @@ RAW := data/raw/train_catvnoncat.h5 data/raw/test_catvnoncat.h5
 DATA_FROM ?=
 FETCH := $(PY) -m pipeline fetch $(if $(DATA_FROM),--from "$(DATA_FROM)")
 # the course files a config needs: none for a folder config (data.source: folder, or based on a folder_ config),
-# which trains on your photos and must not wait for a download
-course_data = $(if $(shell grep -slE '^ *source: *folder|^base: *folder' $(1)),,$(RAW))
+# which trains on your photos and must not wait for a download (CONFIG: a file, or a name in configs/)
+course_data = $(if $(shell grep -slE '^ *source: *folder|^base: *folder' $(1) configs/$(1).yaml),,$(RAW))
 
 .PHONY: help venv data demo-photos prepare audit train evaluate predict report serve sweep bench test guide gradcheck clean
 .DEFAULT_GOAL := help
