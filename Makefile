@@ -13,12 +13,15 @@ RAW := data/raw/train_catvnoncat.h5 data/raw/test_catvnoncat.h5
 # where fetch gets the course files: an http(s):// or file:// URL or a folder (default: public mirrors, in turn)
 DATA_FROM ?=
 FETCH := $(PY) -m pipeline fetch $(if $(DATA_FROM),--from "$(DATA_FROM)")
+# the course files a config needs: none for a folder config (data.source: folder, or based on a folder_ config),
+# which trains on your photos and must not wait for a download (CONFIG: a file, or a name in configs/)
+course_data = $(if $(shell grep -slE '^ *source: *folder|^base: *folder' $(1) configs/$(1).yaml),,$(RAW))
 
-.PHONY: help venv data prepare audit train evaluate predict report serve sweep bench test guide gradcheck clean
+.PHONY: help venv data demo-photos prepare audit train evaluate predict report serve sweep bench test guide gradcheck clean
 .DEFAULT_GOAL := help
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +35,9 @@ $(RAW) &: | $(STAMP)
 
 data: $(RAW) ## fetch the course's HDF5 files into data/raw (DATA_FROM=url-or-folder to choose the source)
 
+demo-photos: | $(STAMP) ## write generated demo photos into DIR (default data/photos; it must not exist)
+	$(PY) -m pipeline demo-photos "$(or $(DIR),data/photos)"
+
 prepare: CONFIG = configs/folder_example.yaml
 prepare: | $(STAMP) ## image folders -> data/processed/<name>/*.h5 (CONFIG=configs/folder_example.yaml)
 	$(PY) -m pipeline prepare --config $(CONFIG)
@@ -39,7 +45,7 @@ prepare: | $(STAMP) ## image folders -> data/processed/<name>/*.h5 (CONFIG=confi
 audit: | $(STAMP) ## duplicates, train/test leaks and class balance of CONFIG's data (course: make data first)
 	$(PY) -m pipeline audit --config $(CONFIG)
 
-train: $(RAW) | $(STAMP) ## train the lesson's neuron (CONFIG=configs/default.yaml) into a new run folder
+train: $(call course_data,$(CONFIG)) | $(STAMP) ## train the lesson's neuron (CONFIG=configs/default.yaml) into a new run folder
 	$(PY) -m pipeline train --config $(CONFIG)
 
 evaluate: $(RAW) | $(STAMP) ## re-evaluate the latest run (RUN=runs/... for another)
@@ -56,7 +62,7 @@ serve: | $(STAMP) ## a local page to drop a photo on, with the latest run (RUN=r
 	$(PY) -m pipeline serve $(if $(RUN),--model "$(RUN)") --port $(or $(PORT),8000)
 
 
-sweep: $(RAW) | $(STAMP) ## the lesson's learning-rate comparison (SWEEP_CONFIG=..., JOBS=N parallel runs)
+sweep: $(call course_data,$(SWEEP_CONFIG)) | $(STAMP) ## the lesson's learning-rate comparison (SWEEP_CONFIG=..., JOBS=N parallel runs)
 	$(PY) -m pipeline sweep --config $(SWEEP_CONFIG) --jobs $(JOBS)
 
 test: | $(STAMP) ## run the test suite (fetches the data first; real-data tests skip without it)

@@ -73,6 +73,41 @@ def audit_fingerprints(splits, classes, near_distance=0.02):
             "near_duplicates": near}
 
 
+def duplicate_groups(prints, near_distance):
+    """The group of each of m images, from their fingerprints (None: a group of its own): images with the same
+    pixels or near one another (as the audit defines them, transitively) share a group; (m,) int array.
+
+    Pairs a hair over near_distance are grouped too (a margin for rounding): the audit of the prepared files,
+    computed again, must not find a near pair split apart. The pairs are merged block by block as the search
+    yields them (connected components of the groups so far), so look-alike folders with millions of pairs are
+    never held whole.
+    """
+    first_of = {}  # pixels' sha256 -> the first image with them
+    groups = np.array([k if p is None else first_of.setdefault(p[0], k) for k, p in enumerate(prints)], np.int64)
+    firsts = np.array(sorted(set(first_of.values())), np.int64)  # one image per exact group, as the audit
+    if len(firsts) < 2:
+        return groups
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    labels = np.arange(len(firsts))  # the group of each first so far
+    for i, j, _ in _near_blocks(np.stack([prints[k][1] for k in firsts]), near_distance * (1 + 1e-3) + 1e-6):
+        if len(i):
+            edges = coo_matrix((np.ones(len(i)), (labels[i], labels[j])), shape=(len(firsts),) * 2)
+            labels = connected_components(edges, directed=False)[1][labels]
+    position = np.full(len(prints), -1, np.int64)  # where each first is in firsts
+    position[firsts] = np.arange(len(firsts))
+    printed = position[groups] >= 0  # the images without a fingerprint stay alone
+    groups[printed] = firsts[_first_of_each(labels)][position[groups[printed]]]  # the first image of its group
+    return groups
+
+
+def _first_of_each(labels):
+    """labels (f,) -> (f,): for each entry, the index of the first entry with its label."""
+    first = {}
+    return np.array([first.setdefault(v, k) for k, v in enumerate(labels.tolist())], np.int64)
+
+
 def _codes(values):
     """values as an int array, equal values equal codes."""
     codes = {}

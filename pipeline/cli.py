@@ -14,7 +14,7 @@ import warnings
 from pathlib import Path
 
 from pipeline import PipelineError, __version__
-from pipeline.config import PACKAGED, find_config, load_config
+from pipeline.config import PACKAGED, config_name, find_config, load_config
 from pipeline.files import write_text
 from pipeline.images import FITS, RESAMPLES
 from pipeline.names import printable
@@ -236,7 +236,7 @@ def cmd_sweep(args):
     sweep_dir = claim_dir(args.resume, "--resume") if args.resume else \
         new_run_dir(config_file.stem, args.sweep_dir, "--sweep-dir")
     if not args.resume:
-        write_text(sweep_dir / sweep.SWEEP_FILE, f"# resolved from {' '.join([str(config_file), *args.set])}\n{resolved}")
+        write_text(sweep_dir / sweep.SWEEP_FILE, f"# resolved from {' '.join([config_name(config_file), *args.set])}\n{resolved}")
     with progress(args, total=len(points), desc="sweep", unit="run") as bar:
         def done(name, error):
             bar.update()
@@ -256,6 +256,13 @@ def cmd_sweep(args):
     info(f"sweep folder: {sweep_dir}")
     if failed:
         raise failed
+
+
+def cmd_demo_photos(args):
+    from pipeline.demo import generate
+
+    paths = generate(args.folder, args.count, args.min_px, args.max_px)
+    print(f"wrote {len(paths)} JPEGs into {Path(args.folder) / 'cat'} and {Path(args.folder) / 'non-cat'}")
 
 
 def cmd_compare(args):
@@ -400,6 +407,14 @@ def build_parser(prog="catneuron"):
                        help="rebuild report.html and the pictures of a run folder, or report.html of a sweep folder")
     p.add_argument("run", nargs="?", metavar="RUN_DIR", help="a run or sweep folder (default: the latest run)")
     p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("demo-photos", parents=[common],
+                       help="write a demo folder of generated photos (orange cat faces, blue-grey boxes) to train on")
+    p.add_argument("folder", metavar="DIR", help="the folder to create, e.g. data/photos (it must not exist)")
+    p.add_argument("--count", type=_positive_int, default=400, help="photos, half of each class (default: 400)")
+    p.add_argument("--min-px", type=_positive_int, default=300, help="smallest long side in pixels (default: 300)")
+    p.add_argument("--max-px", type=_positive_int, default=900, help="largest long side in pixels (default: 900)")
+    p.set_defaults(func=cmd_demo_photos)
     return parser
 
 

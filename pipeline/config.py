@@ -5,6 +5,7 @@ with a YAML scalar (a text key: the text, when YAML reads it as something else).
 dotted key.
 """
 import dataclasses
+import itertools
 import math
 import re
 import stat
@@ -162,7 +163,15 @@ def find_config(name):
     packaged = PACKAGED / f"{name}.yaml"
     if packaged.is_file():
         return packaged
-    raise PipelineError(f"{name}: config file not found (a path, or one of the packaged configs: {_packaged_names()})")
+    raise PipelineError(f"{name}: config file not found{_similar_config(name)} (a path, or one of the packaged "
+                        f"configs: {_packaged_names()})")
+
+
+def config_name(path):
+    """How a run's record names the config file at path: `packaged:NAME.yaml` for a config shipped with the
+    package (its path inside an installed package says nothing to a reader), else the path as given."""
+    path = Path(path)
+    return f"packaged:{path.name}" if path.parent == PACKAGED else str(path)
 
 
 def load_config(path, overrides=()):
@@ -221,6 +230,24 @@ def _base_path(path, base):
 def _bare(name):
     """Whether name can be a packaged config's name: no folder, no .yaml."""
     return Path(name).suffix not in (".yaml", ".yml") and len(Path(name).parts) == 1
+
+
+def _similar_config(name, shown=200):
+    """"; did you mean X?" when name (as typed) is close to a config file beside it or, for a bare name, to a
+    packaged config's name; else ""."""
+    import difflib  # only for a config not found
+
+    path = Path(name)
+    try:  # the first few YAML files: a folder of thousands is not read whole for a hint
+        beside = sorted(itertools.islice((p.name for p in path.parent.iterdir() if p.suffix in (".yaml", ".yml")),
+                                         shown))
+    except OSError:  # no such folder: nothing beside
+        beside = []
+    candidates = [p if path.parent == Path(".") else str(path.parent / p) for p in beside]
+    if _bare(name):
+        candidates += sorted(p.stem for p in PACKAGED.glob("*.yaml"))
+    match = difflib.get_close_matches(str(name), candidates, n=1, cutoff=0.8)
+    return f"; did you mean {match[0]}?" if match else ""
 
 
 def _packaged_names():
@@ -307,7 +334,7 @@ def _read_text(path):
             raise PipelineError(f"{path}: over the limit of {CONFIG_MAX_BYTES} bytes for a config file")
         return data.decode("utf-8")
     except FileNotFoundError:
-        raise PipelineError(f"{path}: config file not found") from None
+        raise PipelineError(f"{path}: config file not found{_similar_config(path)}") from None
     except UnicodeDecodeError:
         raise PipelineError(f"{path}: cannot read config: not UTF-8 text") from None
     except OSError as e:

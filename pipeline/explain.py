@@ -16,12 +16,13 @@ from pipeline.features import features
 from pipeline.gallery import ranked
 from pipeline.files import png_bytes, write_png, write_text
 from pipeline.model import sigmoid
-from pipeline.names import inside, safe_name
+from pipeline.names import inside, printable, safe_name
 from pipeline.pictures import weights_image
 from pipeline.plots import font
 
 CELL = 8  # side of the square regions whose contributions are summed and ranked
 TOP_CELLS = 5  # how many of them the JSON lists
+NAME_SHOWN = 60  # characters of a file name in a picture's title
 TOWARDS_1 = np.array([178, 24, 43])  # dark red: pushes towards class 1 (cat)
 TOWARDS_0 = np.array([33, 102, 172])  # dark blue: pushes towards class 0 (non-cat); ColorBrewer's RdBu ends
 
@@ -90,19 +91,28 @@ def legend(width, half_range, classes):
     return image
 
 
+def headline(record):
+    """The picture's first title line: the file's name, the answer, p against the threshold."""
+    name = printable(Path(record["path"]).name)  # a name is data: one line, bounded
+    name = name if len(name) <= NAME_SHOWN else name[:NAME_SHOWN - 3] + "..."
+    p, threshold = record["probability"], record["threshold"]
+    return f"{name}: {record['label']}, p = {p:.3f} {'>' if p > threshold else '<='} threshold {threshold:.3g}"
+
+
 def picture(model, pixels, record, c, enlarge=4):
     """Side by side and enlarged: the image as the neuron saw it, the contributions with their legend, the
-    weights; the title gives label, p, z and b."""
+    weights; the title gives the file's name, label, p against the threshold, then z and b."""
     h, w, _ = model.image_shape
     side = w * enlarge
     column = max(side, 200)  # room for the titles and the legend's words when the model's images are tiny
     panels = [("as the neuron saw it", enlarged(pixels, enlarge)),
               ("contribution of each pixel (w x)", enlarged(contribution_pixels(c, record["scale"]), enlarge)),
               ("the weights w", weights_image(model.w, model.image_shape, enlarge))]
-    gap, top = 16, 44
+    gap, top = 16, 64
     image = Image.new("RGB", (3 * column + 4 * gap, top + h * enlarge + 60), "white")
     draw = ImageDraw.Draw(image)
-    draw.text((gap, 6), f"{record['label']} (p = {record['probability']:.3f}): z = {record['z']:.4f} = "
+    draw.text((gap, 6), headline(record), fill="black", font=font(14))
+    draw.text((gap, 26), f"z = {record['z']:.4f} = "
                         f"b ({record['bias']:.4f}) + the sum of the contributions ({record['contributions_sum']:.4f})",
               fill="black", font=font(14))
     for k, (title, panel) in enumerate(panels):

@@ -42,8 +42,8 @@ def fetch(source, dest, files=SHA256, log=print, sizes=SIZES):
     """
     dest = Path(dest)
     sources = [str(source)] if isinstance(source, (str, os.PathLike)) else [str(s) for s in source]
-    if len(sources) == 1 and "://" not in sources[0] and not Path(sources[0]).is_dir():  # said even when
-        raise PipelineError(f"{sources[0]}: not a folder, nor an http(s):// or file:// URL")  # nothing is needed
+    if len(sources) == 1 and "://" not in sources[0] and not Path(sources[0]).is_dir():
+        raise PipelineError(_not_a_folder(sources[0]))  # said even when nothing is needed
     paths = []
     for name, expected in files.items():
         target = dest / name
@@ -86,6 +86,13 @@ def _first_good(sources, name, expected, limit, tmp, log, files):
         return origin
 
 
+def _not_a_folder(source):
+    """Why a local source cannot be read, with the folder meant when it is a file (a course file, say)."""
+    if Path(source).is_file():
+        return f"{source}: a file; --from takes the folder holding the files: did you mean {Path(source).parent}?"
+    return f"{source}: not a folder, nor an http(s):// or file:// URL"
+
+
 def _copy(source, name, tmp, limit):
     """Copy `name` from source into the file tmp, refusing more than limit bytes; return where it came from.
 
@@ -93,7 +100,7 @@ def _copy(source, name, tmp, limit):
     if "://" not in source:
         path = Path(source) / name
         if not Path(source).is_dir():
-            raise PipelineError(f"{source}: not a folder, nor an http(s):// or file:// URL")
+            raise PipelineError(_not_a_folder(source))
         if not path.is_file():  # also refuses FIFOs and devices, which could be read forever
             raise PipelineError(f"{path}: no such file")
         with open(path, "rb") as f, open(tmp, "wb") as out:

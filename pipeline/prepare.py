@@ -5,6 +5,10 @@ split files in the order of their sorted paths, so the result does not depend on
 The whole folder is built under a temporary name and swapped in when complete. It is rebuilt only when
 the settings or the source files (names, sizes, mtimes) changed, which the fingerprint in
 prepare_report.json records.
+
+The split is decided after decoding, from what the audit compares (pixels and thumbnails): exact and near
+duplicates form groups, each kept on one side (pipeline/scan.py). Until then the decoded pixels wait in a file
+of the temporary folder, in the order of the paths.
 """
 import errno
 import functools
@@ -29,7 +33,7 @@ from pipeline.files import remove_stale, replace_dir, sha256_file, write_text
 from pipeline.h5write import SplitWriter
 from pipeline.images import load_image, readable_formats
 from pipeline.names import printable
-from pipeline.scan import SPLITS, class_names, scan, split
+from pipeline.scan import SPLITS, check_test_root, class_names, grouped_split, scan
 from pipeline.workers import Workers
 
 PROCESSED_ROOT = Path("data/processed")
@@ -37,7 +41,8 @@ REPORT = "prepare_report.json"
 WINDOW_BYTES = 64 << 20  # pixels decoded into shared memory before the main process takes them over
 _SHARED = None  # in a forked worker: (pixels (window, h, w, 3) uint8, thumbnails (window, THUMB*THUMB*3) float32)
 READ_WHOLE_BYTES = 64 << 20  # files up to this size are read into memory once, for the hash and the decoder
-FORMAT = 2  # bump when what prepare writes changes: datasets of an older format are rebuilt
+STAGED = "decoded-pixels.tmp"  # in the temporary folder, deleted before it is swapped in
+FORMAT = 3  # bump when what prepare writes changes: datasets of an older format are rebuilt
 
 
 def dataset_dir(data):
@@ -59,37 +64,38 @@ def prepare(config, workers=None, force=False, strict=False, log=lambda message:
                             f"training), got {data.test_fraction} + {data.val_fraction}")
     out = dataset_dir(data)
     remove_stale(out)  # what a killed (SIGKILL) prepare left, even when this one finds the dataset up to date
-    entries, splits, ignored = _collect(data)
+    entries, n_root, ignored = _collect(data)
     settings = _settings(data)
     fingerprint = hashlib.sha256(json.dumps(
-        [FORMAT, settings, config.audit.near_distance, [(e.rel, s, e.size, e.mtime_ns) for e, s in zip(entries, splits)], ignored]
+        [FORMAT, settings, config.audit.near_distance, n_root, [(e.rel, e.size, e.mtime_ns) for e in entries], ignored]
     ).encode()).hexdigest()
     report = read_report(out)
     if not force and report.get("fingerprint") == fingerprint:
         if strict and report["skipped"]:
             raise PipelineError(f"{out / REPORT}: {len(report['skipped'])} files were skipped "
                                 f"(first: {report['skipped'][0]['file']}); --strict refuses any skipped file")
+        check_test_root(report["duplicates"], data, strict, log)
         log(f"{out}: up to date (same sources and settings), not prepared again; --force redoes it")
         return out, report, False
     classes = [names[0] for names in class_names(data)]
     report = {"fingerprint": fingerprint, "settings": settings, "classes": classes, "ignored": ignored}
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
-        replace_dir(out, lambda tmp: _build(tmp, entries, splits, config, report, workers, strict, progress))
+        replace_dir(out, lambda tmp: _build(tmp, entries, n_root, config, report, workers, strict, progress))
     except OSError as e:  # an unwritable or occupied data/processed
         raise PipelineError(f"{e.filename or out}: cannot write the prepared dataset: {e.strerror or e}") from None
+    check_test_root(report["duplicates"], data, False, log)  # --strict refused it before the swap
     log(f"{out}: prepared {sum(sum(c.values()) for c in report['counts'].values())} images")
     return out, report, True
 
 
 def _collect(data):
-    """(entries, split name of each, ignored files) from data.root (and data.test_root when set)."""
+    """(entries of data.root then of data.test_root when set, how many are data.root's, ignored files)."""
     entries, ignored = scan(data.root, data)
     if not data.test_root:
-        return entries, split(entries, data.test_fraction, data.val_fraction, data.split_seed), ignored
-    train_splits = split(entries, 0.0, data.val_fraction, data.split_seed)
+        return entries, len(entries), ignored
     test_entries, test_ignored = scan(data.test_root, data)
-    return entries + test_entries, train_splits + ["test"] * len(test_entries), ignored + test_ignored
+    return entries + test_entries, len(entries), ignored + test_ignored
 
 
 def _settings(data):
@@ -101,43 +107,75 @@ def _settings(data):
             **{k: getattr(data, k) for k in keys}}
 
 
-def _build(tmp, entries, splits, config, report, workers, strict, progress):
+def _build(tmp, entries, n_root, config, report, workers, strict, progress):
     data = config.data
     size = (data.image_size, data.image_size)
-    writers = {s: SplitWriter(tmp / f"{s}.h5", s, report["classes"], size, report["settings"])
-               for s in SPLITS if s in splits}
-    skipped = []
-    audited = {s: ([], [], []) for s in writers}  # per split: labels, sources, fingerprints (see pipeline/audit.py)
+    skipped, decoded_ok = [], []  # per entry: (sha256 of the file, fingerprint) or None when skipped
     bar = tqdm(total=len(entries), desc="prepare", unit="img", file=sys.stderr, leave=False,
                disable=not progress or not sys.stderr.isatty())
     readable = [str(e.path) for e in entries if not e.problem]  # a loop or an unlistable folder is not decoded
     decoded = _decode_all(readable, (size, data.fit, data.resample, data.min_size), workers)
     outcomes = ((None, e.problem, "", None) if e.problem else next(decoded) for e in entries)
+    staged = tmp / STAGED  # the pixels of the images not skipped, in order, until the split is known
     try:
-        for e, s, (pixels, reason, digest, prints) in zip(entries, splits, outcomes):
-            bar.update()
-            if pixels is None:
-                if strict:
-                    raise PipelineError(f"{e.path}: {reason}; --strict refuses any skipped file")
-                skipped.append({"file": e.rel, "reason": reason})
-            else:
-                writers[s].add(pixels, e.label, e.rel, digest)
-                for column, value in zip(audited[s], (e.label, e.rel, prints)):
-                    column.append(value)
-        for w in writers.values():
-            w.flush()  # the last batches, so that closing below has nothing left to write
+        with open(staged, "wb") as stage:
+            for e, (pixels, reason, digest, prints) in zip(entries, outcomes):
+                bar.update()
+                if pixels is None:
+                    if strict:
+                        raise PipelineError(f"{e.path}: {reason}; --strict refuses any skipped file")
+                    skipped.append({"file": e.rel, "reason": reason})
+                else:
+                    _stage(stage, pixels, staged)
+                decoded_ok.append(None if pixels is None else (digest, prints))
     finally:
         decoded.close()  # stops the worker processes at once when a file was refused
         bar.close()
-        for w in writers.values():
-            w.close(discard=True)  # on an error, the queued images go with the temporary folder
-    report["counts"] = {s: dict(zip(report["classes"], w.counts)) for s, w in writers.items()}
+    splits, report["duplicates"] = grouped_split(entries, n_root, [d and d[1] for d in decoded_ok], data,
+                                          config.audit.near_distance)
+    if strict:
+        check_test_root(report["duplicates"], data, strict, log=None)
+    _write_splits(tmp, entries, splits, decoded_ok, staged, size, report, config.audit.near_distance)
+    staged.unlink()
     report["skipped"] = skipped
     _check_counts(report, data)
+    write_text(tmp / REPORT, json.dumps(report, indent=2) + "\n")
+
+
+def _stage(stage, pixels, staged):
+    """Append pixels to the staging file: a full disk is an ordinary OSError naming it (a memmap would SIGBUS)."""
+    try:
+        stage.write(pixels.tobytes())
+    except OSError as e:
+        raise OSError(e.errno, e.strerror, str(staged)) from None
+
+
+def _write_splits(tmp, entries, splits, decoded_ok, staged, size, report, near_distance):
+    """The split files from the staged pixels, each in the order of the paths, and the audit of the result."""
+    writers = {s: SplitWriter(tmp / f"{s}.h5", s, report["classes"], size, report["settings"])
+               for s in SPLITS if s in splits}
+    audited = {s: ([], [], []) for s in writers}  # per split: labels, sources, fingerprints (see pipeline/audit.py)
+    n = sum(d is not None for d in decoded_ok)
+    pixels = np.memmap(staged, np.uint8, "r", shape=(n, *size, 3)) if n else None  # (n, h, w, 3), read only
+    slot = 0
+    try:
+        for e, s, d in zip(entries, splits, decoded_ok):
+            if d is None:
+                continue
+            writers[s].add(pixels[slot], e.label, e.rel, d[0])
+            slot += 1
+            for column, value in zip(audited[s], (e.label, e.rel, d[1])):
+                column.append(value)
+        for w in writers.values():
+            w.flush()  # the last batches, so that closing below has nothing left to write
+    finally:
+        for w in writers.values():
+            w.close(discard=True)  # on an error, the queued images go with the temporary folder
+        del pixels
+    report["counts"] = {s: dict(zip(report["classes"], w.counts)) for s, w in writers.items()}
     report["audit"] = audit_fingerprints({s: (np.array([labels]), sources, prints)  # y: (1, m)
                                           for s, (labels, sources, prints) in audited.items() if labels},
-                                         report["classes"], config.audit.near_distance)
-    write_text(tmp / REPORT, json.dumps(report, indent=2) + "\n")
+                                         report["classes"], near_distance)
 
 
 def _check_counts(report, data):
@@ -265,4 +303,16 @@ def summary(folder, report, shown=10):
         lines.append(f"  ... {len(skipped) - shown} more in {folder / REPORT}")
     lines.append(f"ignored {len(ignored)} files (hidden, or not an image by extension)"
                  + (": " + ", ".join(ignored[:shown]) + ", ..." * (len(ignored) > shown) if ignored else ""))
+    lines.append(duplicates_sentence(report["duplicates"]))
     return lines + [f"audit: {line}" for line in audit_summary(report["audit"])]
+
+
+def duplicates_sentence(duplicates):
+    """One sentence on the groups of duplicates and where the split put them (the run report says it too)."""
+    if not duplicates["groups"]:
+        return "no exact or near duplicates among the images."
+    text = (f"{duplicates['groups']} groups of exact or near duplicates ({duplicates['images']} images), "
+            "each kept whole in one split")
+    if duplicates["test_root_leaks"]:
+        text += f", except {duplicates['test_root_leaks']} images of data.test_root that data.root holds too"
+    return text + "."

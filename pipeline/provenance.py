@@ -17,7 +17,7 @@ import PIL
 import yaml
 
 from pipeline import __version__
-from pipeline.config import dump_config
+from pipeline.config import config_name, dump_config
 from pipeline.files import sha256_file, write_text
 
 CODE_DIR = Path(__file__).resolve().parent
@@ -75,7 +75,7 @@ def provenance(config, overrides, config_file, started, duration):
     commit, dirty = git_state()
     return {
         "config_sha256": hashlib.sha256(dump_config(config).encode("utf-8")).hexdigest(),
-        "config_file": None if config_file is None else str(config_file),
+        "config_file": None if config_file is None else config_name(config_file),
         "overrides": list(overrides),
         "seed": config.train.seed,
         "git_commit": commit,

@@ -137,6 +137,11 @@ def _settings(config, splits, model, metrics):
     used += f", {metrics['validation']['count']} for validation" if "validation" in metrics else ""
     rows = [("data", f"{train_set.path} ({used}), {test_set.path} ({test_set.m} images)"),
             ("images", f"{' x '.join(map(str, model.image_shape))}, classes {' / '.join(model.classes)}")]
+    if config.data.source == "folder":  # how prepare's split treated duplicates (pipeline/prepare.py)
+        from pipeline.prepare import dataset_dir, duplicates_sentence, read_report
+
+        duplicates = read_report(dataset_dir(config.data)).get("duplicates")
+        rows += [("duplicates", duplicates_sentence(duplicates))] if duplicates else []
     rows += list(config.flat().items())
     return page.table(("setting", "value"), rows)
 

@@ -4,7 +4,9 @@ Every class folder is walked recursively (following symlinks; a loop or a folder
 skipped entry with its reason). Files whose extension is
 not an image's, and hidden files (.DS_Store ...), are ignored and listed. The split is stratified and
 deterministic: within each class the sorted files are shuffled by a generator seeded with
-(data.split_seed, label), so a class's split does not depend on the other class's files.
+(data.split_seed, label), so a class's split does not depend on the other class's files. grouped_split,
+which prepare calls once every image is decoded, keeps each group of exact or near duplicates (the audit's,
+pipeline/audit.py) on one side, and finds the images a separate data.test_root shares with data.root.
 """
 import os
 import stat
@@ -14,9 +16,11 @@ from pathlib import Path
 import numpy as np
 
 from pipeline import PipelineError
+from pipeline.audit import duplicate_groups
 from pipeline.images import IMAGE_SUFFIXES
 
 SPLITS = ("train", "test", "val")
+LEAKS_LISTED = 10  # pairs of files named in the warning about a leaking data.test_root
 
 
 @dataclass(frozen=True)
@@ -101,17 +105,69 @@ def walk(folder):
     yield from visit(folder, frozenset())
 
 
-def split(entries, test_fraction, val_fraction, seed):
-    """Assign each entry a split name, stratified by label; returns a list parallel to entries."""
-    names = ["train"] * len(entries)
+def split(entries, test_fraction, val_fraction, seed, groups=None):
+    """Assign each entry a split name, stratified by label; returns a list parallel to entries.
+
+    Within each label the entries are shuffled by a generator seeded with (seed, label) and dealt in turn: to
+    test while it stays within half a group of its share of the label's images, else to validation likewise,
+    else to training. groups[i] is entry i's group (default: one each): the first of a group to be dealt takes
+    the whole group with it, so that copies of an image never sit on two sides. Without groups this is the
+    plain shuffled split, and a few groups move only the entries dealt after them.
+    """
+    groups = range(len(entries)) if groups is None else groups
+    members = {}  # group -> its entries
+    for i, g in enumerate(groups):
+        members.setdefault(g, []).append(i)
+    labels = [e.label for e in entries]
+    names = [None] * len(entries)
+    wanted, taken = {}, {}  # per label: images wanted and taken per side
     for label in (0, 1):
-        idx = [i for i, e in enumerate(entries) if e.label == label]
-        order = np.random.default_rng([seed, label]).permutation(len(idx))
-        n_test = round(len(idx) * test_fraction)
-        n_val = round(len(idx) * val_fraction)
-        for k, j in enumerate(order):
-            if k < n_test:
-                names[idx[j]] = "test"
-            elif k < n_test + n_val:
-                names[idx[j]] = "val"
+        n = labels.count(label)
+        wanted[label] = {"test": round(n * test_fraction), "val": round(n * val_fraction)}
+        taken[label] = {"test": 0, "val": 0, "train": 0}
+    for label in (0, 1):
+        idx = [i for i, y in enumerate(labels) if y == label]
+        for j in np.random.default_rng([seed, label]).permutation(len(idx)):
+            if names[idx[j]] is not None:  # dealt with its group
+                continue
+            group = members[groups[idx[j]]]
+            size = sum(labels[i] == label for i in group)
+            side = next((s for s in ("test", "val") if 2 * taken[label][s] + size <= 2 * wanted[label][s]), "train")
+            for i in group:
+                names[i] = side
+                taken[labels[i]][side] += 1  # a member of the other label (a label conflict) counts there
     return names
+
+
+def grouped_split(entries, n_root, prints, data, near_distance):
+    """The split name of each entry, groups of duplicates on one side, and what prepare_report.json says of them.
+
+    Images of data.test_root all go to test; a group holding images of both roots is a leak, listed (up to
+    LEAKS_LISTED pairs) as `file of test_root = file of root`.
+    """
+    groups = duplicate_groups(prints, near_distance)
+    test_fraction = 0.0 if n_root < len(entries) else data.test_fraction
+    splits = split(entries[:n_root], test_fraction, data.val_fraction, data.split_seed, groups[:n_root])
+    splits += ["test"] * (len(entries) - n_root)
+    members = {}
+    for k, g in enumerate(groups):
+        members.setdefault(g, []).append(k)
+    shared = [m for m in members.values() if len(m) > 1]
+    leaks = [(k, m[0]) for m in shared if m[0] < n_root for k in m if k >= n_root]  # (test_root's, root's)
+    roots = (Path(data.root), Path(data.test_root or data.root))
+    return splits, {"groups": len(shared), "images": sum(map(len, shared)), "kept_together": not leaks,
+                    "test_root_leaks": len(leaks),
+                    "listed": [f"{roots[1] / entries[t].rel} = {roots[0] / entries[r].rel}"
+                               for t, r in leaks[:LEAKS_LISTED]]}
+
+
+def check_test_root(duplicates, data, strict, log):
+    """Warn of (or, under --strict, refuse) images of data.test_root that data.root holds too."""
+    n, listed = duplicates["test_root_leaks"], duplicates["listed"]
+    if not n:
+        return
+    what = (f"{data.test_root}: {n} images of data.test_root are also in data.root (exact or near duplicates), "
+            f"so the test score is flattered: {'; '.join(listed)}{'; ...' * (n > len(listed))}")
+    if strict:
+        raise PipelineError(f"{what}; --strict refuses a test set that leaks into training")
+    log(f"warning: {what}")

@@ -15,7 +15,7 @@ nothing else. Its ratio to the plain loop is the most any prepare could reach wi
 
     .venv/bin/python scripts/bench_prepare.py [--data data/raw] [--ordinary 600] [--phone 40] [--rounds 3]
 
-A demo folder to train on is made by scripts/demo_photos.py, whose two classes differ visibly.
+A demo folder to train on is made by `catneuron demo-photos DIR` (pipeline/demo.py), whose two classes differ visibly.
 """
 import argparse
 import multiprocessing

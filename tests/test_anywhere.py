@@ -41,7 +41,7 @@ def test_the_installed_script_fetches_and_trains_in_an_empty_folder(installed, c
     [run] = (tmp_path / "runs").iterdir()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["data", "runs"] and run.name.startswith("default-")
     record = json.loads((run / "run.json").read_text())
-    assert record["config_file"] == str(installed / "pipeline" / "configs" / "default.yaml")
+    assert record["config_file"] == "packaged:default.yaml"  # not a path inside site-packages
     # a packaged sweep whose `base: default.yaml` is found beside it, inside the package
     result = catneuron(installed, tmp_path, "sweep", "--config", "lr_sweep", "--set", "train.num_iterations=10",
                        "--sweep-dir", "sweep")
@@ -49,6 +49,10 @@ def test_the_installed_script_fetches_and_trains_in_an_empty_folder(installed, c
     assert sorted(p.name for p in (tmp_path / "sweep").glob("lr*")) == ["lr0.0001", "lr0.001", "lr0.01"]
     result = catneuron(installed, tmp_path, "evaluate")
     assert result.stdout.startswith(f"run: {os.path.join('runs', run.name)} (the latest run, trained 20")
+    # the demo folder comes from the installed package too (pipeline/demo.py), not from the repository's scripts/
+    result = catneuron(installed, tmp_path, "demo-photos", "photos", "--count", "4", "--min-px", "40", "--max-px", "60")
+    assert result.returncode == 0 and result.stdout == "wrote 4 JPEGs into photos/cat and photos/non-cat\n"
+    assert sorted(p.name for p in (tmp_path / "photos" / "cat").iterdir()) == ["00001.jpg", "00003.jpg"]
 
 
 def test_a_bare_name_means_a_packaged_config_and_an_unknown_one_lists_them(tmp_path):
@@ -57,8 +61,8 @@ def test_a_bare_name_means_a_packaged_config_and_an_unknown_one_lists_them(tmp_p
     result = run_cli("train", "--config", "defualt", cwd=tmp_path)
     names = sorted(p.stem for p in (ROOT / "configs").glob("*.yaml"))  # every config of the repository
     assert {"default", "folder_example", "lr_sweep"} <= set(names)
-    assert result.stderr == (f"error: defualt: config file not found (a path, or one of the packaged configs: "
-                             f"{', '.join(names)})\n")
+    assert result.stderr == (f"error: defualt: config file not found; did you mean default? (a path, or one of "
+                             f"the packaged configs: {', '.join(names)})\n")
 
 
 def test_the_packaged_configs_are_the_repositorys():

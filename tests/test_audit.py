@@ -70,3 +70,35 @@ def test_many_look_alike_images_are_counted_without_holding_every_pair(monkeypat
     assert [p["examples"] for p in near["listed"]] == [["train:0", f"train:{j}"] for j in range(1, 6)]
     assert all(p["label_conflict"] == (j % 2 == 1) for j, p in enumerate(near["listed"], start=1))
     assert len(described) == 5  # a record made for the listed pairs only, not for 44,850
+
+
+@pytest.mark.parametrize("block", [3, 1024], ids=["small blocks", "one block"])
+def test_duplicate_groups_join_exact_copies_and_chains_of_near_pairs_as_brute_force(monkeypatch, block):
+    monkeypatch.setattr(audit, "BLOCK", block)
+    monkeypatch.setattr(audit, "BLOCK_COLUMNS", block)
+    rng = np.random.default_rng(3)
+    T = rng.random((30, 12)).astype(np.float32)
+    T[7] = T[2] + 0.03  # a chain 2 - 7 - 11: 11 is not near 2 itself, but the three are one group
+    T[11] = T[7] + 0.03
+    T[20] = T[5] - 0.001
+    prints = [(f"sha{k}", T[k]) for k in range(30)]
+    prints[14] = prints[9]  # the same pixels as image 9
+    prints[16] = None  # a skipped file: alone
+    threshold = 0.04
+    assert np.sqrt(np.mean((T[2] - T[11]) ** 2)) > threshold
+    # the oracle: union of every exact pair and every near pair found by brute force
+    parent = list(range(30))
+
+    def root(k):
+        return k if parent[k] == k else root(parent[k])
+    for i in range(30):
+        for j in range(i + 1, 30):
+            if prints[i] is None or prints[j] is None:
+                continue
+            same = prints[i][0] == prints[j][0]
+            if same or np.sqrt(np.mean((prints[i][1].astype(np.float64) - prints[j][1]) ** 2)) < threshold:
+                parent[max(root(i), root(j))] = min(root(i), root(j))
+    expected = [root(k) for k in range(30)]
+    groups = audit.duplicate_groups(prints, threshold)
+    assert groups.tolist() == expected  # each image labelled with the first image of its group
+    assert groups[2] == groups[7] == groups[11] == 2 and groups[14] == 9 and groups[16] == 16 and groups[20] == 5

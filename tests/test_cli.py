@@ -25,6 +25,37 @@ def test_bad_input_is_one_line_without_traceback(args, message, tmp_path):
     assert "Traceback" not in result.stderr and result.stdout == ""
 
 
+def test_a_misspelt_config_and_a_file_given_to_fetch_get_what_was_meant(tmp_path):
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "cats.yaml").write_text("train:\n  seed: 1\n")
+    (tmp_path / "downloads").mkdir()
+    (tmp_path / "downloads" / "train_catvnoncat.h5").write_bytes(b"not the course file")
+    for args, message in ((["train", "--config", "folder_exmaple"],
+                           "error: folder_exmaple: config file not found; did you mean folder_example? (a path, "),
+                          (["sweep", "--config", "mine/cat.yaml"],
+                           "error: mine/cat.yaml: config file not found; did you mean mine/cats.yaml?\n"),
+                          (["fetch", "--from", "downloads/train_catvnoncat.h5", "--dest", "raw"],
+                           "error: downloads/train_catvnoncat.h5: a file; --from takes the folder holding the "
+                           "files: did you mean downloads?\n")):
+        result = run_cli(*args, cwd=tmp_path)
+        assert result.returncode == 1 and result.stderr.startswith(message) and result.stderr.count("\n") == 1
+    result = run_cli("train", "--config", "mine/zebra.yaml", cwd=tmp_path)  # nothing close: no guess
+    assert result.stderr == "error: mine/zebra.yaml: config file not found\n"
+
+
+def test_demo_photos_writes_both_classes_and_refuses_an_existing_folder_or_bad_sizes(tmp_path):
+    result = run_cli("demo-photos", "photos", "--count", "6", "--min-px", "32", "--max-px", "48", cwd=tmp_path)
+    assert result.returncode == 0 and result.stdout == "wrote 6 JPEGs into photos/cat and photos/non-cat\n"
+    assert [len(list((tmp_path / "photos" / c).glob("*.jpg"))) for c in ("cat", "non-cat")] == [3, 3]
+    for args, message in ((["photos"], "error: photos: already exists; give a new folder for the demo photos\n"),
+                          (["new", "--min-px", "90", "--max-px", "40"],
+                           "error: --min-px 90 --max-px 40: need 16 <= min-px <= max-px\n"),
+                          (["new", "--count", "1"], "error: --count 1: must be at least 2 (one photo of each class)\n")):
+        result = run_cli("demo-photos", *args, cwd=tmp_path)
+        assert result.returncode == 1 and result.stderr == message
+    assert not (tmp_path / "new").exists()
+
+
 def test_debug_shows_the_traceback():
     result = run_cli("train", "--set", "data.dir=nowhere", "--debug")  # default config from the repo
     assert result.returncode == 1 and "Traceback" in result.stderr and "PipelineError" in result.stderr

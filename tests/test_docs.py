@@ -75,7 +75,7 @@ def test_every_command_and_flag_the_docs_quote_exists():
     for doc in DOCS:
         for span in code(doc):
             for before, command, rest in re.findall(
-                    r"(?:catneuron|python -m pipeline)((?:\s+--[a-z-]+)*)\s+([a-z]+)\b([^|;&]*)", span):
+                    r"(?:catneuron|python -m pipeline)((?:\s+--[a-z-]+)*)\s+([a-z][a-z-]*)\b([^|;&]*)", span):
                 assert command in commands, f"{doc.name}: `{span}`: no command {command}"
                 unknown = flags(before) - flags(main) | flags(rest) - flags(commands[command])
                 assert not unknown, f"{doc.name}: `{span}`: {command} has no {', '.join(sorted(unknown))}"

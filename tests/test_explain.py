@@ -92,8 +92,8 @@ def test_predict_explain_writes_a_picture_and_a_json_per_input_that_add_up(cours
         c, _ = contributions(model, test.x[k])  # the oracle of the test above, on the real image
         with Image.open(out / f"{stem}.png") as image:
             figure = np.asarray(image.convert("RGB")).astype(int)
-        # the middle panel: 4x enlarged, 16 px gaps and 44 px of titles; red where c > 0, blue where c < 0
-        panel = figure[44:44 + 256, 16 + 256 + 16:16 + 2 * 256 + 16][2::4, 2::4]  # (64, 64, 3), one per pixel
+        # the middle panel: 4x enlarged, 16 px gaps and 64 px of titles; red where c > 0, blue where c < 0
+        panel = figure[64:64 + 256, 16 + 256 + 16:16 + 2 * 256 + 16][2::4, 2::4]  # (64, 64, 3), one per pixel
         strong = np.abs(c) > 0.3 * explained["scale"]
         assert np.array_equal((panel[..., 0] > panel[..., 2])[strong], (c > 0)[strong])
         assert strong.sum() > 100
@@ -158,3 +158,20 @@ def test_a_region_that_contributes_nothing_pushes_towards_neither_class(tmp_path
                   for name in ("black", "red"))
     assert black == [{"top": 0, "left": 0, "height": 4, "width": 4, "contribution": 0.0, "towards": None}]
     assert red[0]["contribution"] == pytest.approx(0.16) and red[0]["towards"] == "cat"
+
+
+def test_the_picture_is_titled_with_the_file_name_p_and_the_threshold():
+    from pipeline.explain import headline, picture
+
+    model = random_model("divide255")
+    pixels = np.random.default_rng(1).integers(0, 256, model.image_shape, dtype=np.uint8)
+    record, c = explain(model, pixels, 0.5, "holiday/IMG_0042.jpg")
+    p = record["probability"]
+    assert headline(record) == f"IMG_0042.jpg: {record['label']}, p = {p:.3f} {'>' if p > 0.5 else '<='} threshold 0.5"
+    assert headline({**record, "threshold": 0.999})[-25:] == f"p = {p:.3f} <= threshold 0.999"[-25:]
+    hostile = headline({**record, "path": "a\nb" + "x" * 200 + ".jpg"})  # a name is data: one line, bounded
+    assert "\n" not in hostile and hostile.startswith("a\\nbxxx") and len(hostile) < 120
+    # the title is drawn: two names give pictures that differ in the title's rows, and only there
+    one, other = (np.asarray(picture(model, pixels, {**record, "path": name}, c))
+                  for name in ("IMG_0042.jpg", "zebra_on_a_sofa.jpg"))
+    assert (one[:24] != other[:24]).any() and (one[24:] == other[24:]).all()

@@ -107,7 +107,8 @@ def test_sigterm_during_training_removes_the_claimed_run_folder(tmp_path):
 def test_sigterm_during_prepare_leaves_no_temporary_dataset_folder(tmp_path, photos):
     processed = tmp_path / "data" / "processed"
     proc = start_cli("prepare", "--config", photos, "--workers", "1", cwd=tmp_path)
-    wait_for(lambda: processed.is_dir() and any(processed.glob(".photos.*/train.h5")), proc)
+    # the staging file of the decoded pixels is there from the first image on (train.h5 only once all are decoded)
+    wait_for(lambda: processed.is_dir() and any(processed.glob(".photos.*/decoded-pixels.tmp")), proc)
     terminated(proc)
     assert list(processed.iterdir()) == []
 
@@ -125,13 +126,15 @@ def test_sigterm_during_evaluate_keeps_the_old_gallery_and_leaves_no_temporary(t
 
 # --- a full disk: one line naming the file, no crash, nothing left ---
 
-def test_a_full_disk_during_prepare_is_one_line_not_a_segfault(tmp_path, photos):
+# the decoded pixels (4.7 MiB) wait in a staging file until the split is decided: 4 MiB fills up there, 7 MiB
+# holds them and fills up in the HDF5 file written from them
+@pytest.mark.parametrize("size, full", [("4m", "decoded-pixels.tmp"), ("7m", "train.h5")])
+def test_a_full_disk_during_prepare_is_one_line_not_a_segfault(tmp_path, photos, size, full):
     processed = tmp_path / "data" / "processed"
-    with tmpfs(processed, "4m"):
+    with tmpfs(processed, size):
         result = run_cli("prepare", "--config", photos, "--workers", "1", cwd=tmp_path)
         assert result.returncode == 1, result.stderr  # it was 139, a segfault inside HDF5, after a page of errors
-        assert result.stderr == (f"error: data/processed/photos/train.h5: cannot write the prepared dataset: "
-                                 f"{ENOSPC}\n")
+        assert result.stderr == f"error: data/processed/photos/{full}: cannot write the prepared dataset: {ENOSPC}\n"
         assert list(processed.iterdir()) == [] and os.statvfs(processed).f_bfree == os.statvfs(processed).f_blocks
 
 

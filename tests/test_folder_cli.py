@@ -93,6 +93,7 @@ def test_prepare_train_evaluate_audit_on_a_generated_folder(tmp_path, photos):
             "run.json"} <= {p.name for p in run.iterdir()}
     metrics = json.loads((run / "metrics.json").read_text())
     assert (metrics["train"]["count"], metrics["test"]["count"]) == (12, 3)
+    assert "no exact or near duplicates among the images." in (run / "report.html").read_text()
     with np.load(run / "model.npz") as model:
         assert list(model["image_shape"]) == [8, 8, 3] and list(model["classes"]) == ["non-cat", "cat"]
     result = run_cli("evaluate", "--run", "run", cwd=tmp_path, check=0)
@@ -130,6 +131,13 @@ def test_audit_finds_planted_duplicates_leaks_and_label_conflicts(tmp_path, phot
     assert audit["balance"]["test"] == {"non-cat": 3, "cat": 3, "positive_fraction": 0.5}
     text = run_cli("audit", "--config", "c.yaml", cwd=tmp_path, check=0).stdout
     assert "train:cat/000.png (cat) = test:cat/copy.png (cat) [leak]" in text
+    assert ("warning: held-out: 2 images of data.test_root are also in data.root (exact or near duplicates), so "
+            "the test score is flattered: held-out/cat/copy.png = photos/cat/000.png; held-out/non-cat/near.png = "
+            "photos/non-cat/000.png\n") in result.stderr
+    result = run_cli("prepare", "--config", "c.yaml", "--strict", cwd=tmp_path)
+    assert result.returncode == 1 and result.stderr.startswith("error: held-out: 2 images of data.test_root are also")
+    assert result.stderr.endswith("; --strict refuses a test set that leaks into training\n")
+    assert result.stderr.count("\n") == 1
 
 
 def test_audit_of_the_course_data_lists_exactly_its_train_test_copies(course_dir, tmp_path):

@@ -1,16 +1,20 @@
 """The prepare stage on generated folders of real PNG and JPEG files: exact arrays, split, skips, cache."""
 import json
 import os
+import shutil
+import types
 from pathlib import Path
 
 import h5py
 import numpy as np
 import pytest
+from PIL import Image
 
 from pipeline import PipelineError
 from pipeline.config import load_config
 from pipeline.files import sha256_file
-from pipeline.prepare import prepare
+from pipeline.prepare import prepare, summary
+from pipeline.scan import scan, split
 from tests.imagefolders import make_folder, write_config
 
 
@@ -152,3 +156,88 @@ def test_the_folder_example_config_loads_and_comments_every_key(tmp_path):
     keys = [line.split(":")[0].strip() for line in text.splitlines() if line.startswith("  ")]
     assert all("#" in line for line in text.splitlines() if line.startswith("  "))
     assert set(keys) >= set(config.to_dict()["data"])
+
+
+def _ungrouped_split(labels, test_fraction, val_fraction, seed):
+    """The split before groups existed (a copy of it): the oracle for data without duplicates."""
+    names = ["train"] * len(labels)
+    for label in (0, 1):
+        idx = [i for i, y in enumerate(labels) if y == label]
+        order = np.random.default_rng([seed, label]).permutation(len(idx))
+        n_test, n_val = round(len(idx) * test_fraction), round(len(idx) * val_fraction)
+        for k, j in enumerate(order):
+            names[idx[j]] = "test" if k < n_test else "val" if k < n_test + n_val else "train"
+    return names
+
+
+@pytest.mark.parametrize("seed", [0, 7])
+def test_the_grouped_split_is_the_plain_split_without_duplicates_and_keeps_groups_whole(seed):
+    rng = np.random.default_rng(seed)
+    entries = [types.SimpleNamespace(label=int(y)) for y in rng.integers(0, 2, 300)]
+    labels = [e.label for e in entries]
+    assert split(entries, 0.2, 0.1, seed) == _ungrouped_split(labels, 0.2, 0.1, seed)
+    groups = [i if i % 10 else i + 1 for i in range(len(entries))]  # each 10th image a copy of the next
+    for i in range(0, len(entries) - 1, 10):
+        entries[i] = entries[i + 1]  # a copy has its original's label
+    names = split(entries, 0.2, 0.1, seed, groups)
+    assert all(names[i] == names[i + 1] for i in range(0, len(entries) - 1, 10))
+    for label in (0, 1):
+        mine = [n for e, n in zip(entries, names) if e.label == label]
+        for side, fraction in (("test", 0.2), ("val", 0.1)):
+            assert abs(mine.count(side) - len(mine) * fraction) <= 1.5  # within a group of its share
+
+
+def _duplicated_folder(tmp_path):
+    """The generated folder plus copies: 4 byte-for-byte copies of cat images and 3 near copies (+1 on one
+    channel); returns the groups as sets of sources."""
+    photos = tmp_path / "photos"
+    groups = []
+    for k in range(4):
+        original = photos / "cat" / f"{2 * k:03d}.png"
+        shutil.copy(original, photos / "cat" / f"copy{k}.png")
+        groups.append({f"cat/{original.name}", f"cat/copy{k}.png"})
+    for k in range(3):
+        original = photos / "non-cat" / f"{2 * k:03d}.png"
+        pixels = np.asarray(Image.open(original)).copy()
+        pixels[..., 1] = np.minimum(pixels[..., 1], 254) + 1
+        Image.fromarray(pixels).save(photos / "non-cat" / f"near{k}.png")
+        groups.append({f"non-cat/{original.name}", f"non-cat/near{k}.png"})
+    return groups
+
+
+def test_duplicates_never_straddle_the_split_and_the_audit_finds_no_leak(tmp_path, folder):
+    groups = _duplicated_folder(tmp_path)
+    out, report, _ = run(tmp_path, test_fraction=0.4, val_fraction=0.2)
+    side = {}
+    for s in ("train", "val", "test"):
+        side.update({source.decode(): s for source in read(out / f"{s}.h5", s)["source"]})
+    entries, _ = scan(tmp_path / "photos", load_config(tmp_path / "c.yaml").data)
+    plain = dict(zip((e.rel for e in entries), split(entries, 0.4, 0.2, 0)))
+    assert any(len({plain[f] for f in g}) > 1 for g in groups)  # without groups this seed splits a pair apart
+    assert all(len({side[f] for f in g}) == 1 for g in groups)
+    audit = report["audit"]
+    assert audit["exact_duplicates"]["groups"] == 4 and audit["near_duplicates"]["pairs"] >= 3
+    assert audit["exact_duplicates"]["leaks"] == 0 and audit["near_duplicates"]["leaks"] == 0
+    assert report["duplicates"] == {"groups": 7, "images": 14, "kept_together": True, "test_root_leaks": 0,
+                                    "listed": []}
+    assert "7 groups of exact or near duplicates (14 images), each kept whole in one split." in summary(out, report)
+
+
+def test_a_test_root_sharing_images_with_the_root_is_a_leak_warned_of_and_refused_by_strict(tmp_path, folder):
+    held_out = tmp_path / "held-out"
+    make_folder(held_out, counts=(("cat", 2), ("non-cat", 3)), seed=5)
+    shutil.copy(tmp_path / "photos" / "cat" / "004.png", held_out / "cat" / "copied.png")
+    config = load_config(write_config(tmp_path / "c.yaml", tmp_path / "photos", test_root=str(held_out)))
+    said = []
+    _, report, _ = prepare(config, workers=1, log=said.append)
+    warning = (f"warning: {held_out}: 1 images of data.test_root are also in data.root (exact or near duplicates), "
+               f"so the test score is flattered: {held_out / 'cat/copied.png'} = {tmp_path / 'photos/cat/004.png'}")
+    assert warning in said
+    assert report["duplicates"]["test_root_leaks"] == 1 and report["audit"]["exact_duplicates"]["leaks"] == 1
+    said.clear()
+    prepare(config, workers=1, log=said.append)  # up to date: still said
+    assert warning in said
+    with pytest.raises(PipelineError, match="copied.png = .*004.png; --strict refuses a test set that leaks"):
+        prepare(config, workers=1, strict=True)
+    with pytest.raises(PipelineError, match="--strict refuses a test set that leaks"):
+        prepare(config, workers=1, strict=True, force=True)

@@ -247,12 +247,27 @@ def test_the_demo_runs_the_pages_upload_in_headless_chromium(server, course_run,
     assert total + bias == pytest.approx(z, abs=1e-3)  # bias is shown to 4 decimals
     assert all(dom[k][0]["src"].startswith("data:image/png;base64,") for k in ("input", "contributions", "weights"))
     assert len(re.findall(r"towards (cat|non-cat)", dom["cells"][1])) == 5
+    # the heading asks about the answer given; the slider says what it does
+    assert dom["heading"][1] == "Why did it say cat?"
+    assert " ".join(dom["threshold-label"][1].split()) == "call it cat when p is above"
+    # the regions that weigh most: numbered boxes on the contribution map, where the server's top_cells are
+    _, _, served = post(server, example, "example.png")
+    h, w = 64, 64  # the course model's images
+    for k, cell in enumerate(served["top_cells"], 1):
+        attrs, text = dom[f"box-{k}"]
+        assert text == str(k) and {key: int(attrs[f"data-{key}"]) for key in ("top", "left", "height", "width")} \
+            == {key: cell[key] for key in ("top", "left", "height", "width")}
+        style = dict(part.split(":") for part in attrs["style"].replace(" ", "").rstrip(";").split(";"))
+        assert style == {"top": f"{100 * cell['top'] / h:g}%", "left": f"{100 * cell['left'] / w:g}%",
+                         "height": f"{100 * cell['height'] / h:g}%", "width": f"{100 * cell['width'] / w:g}%"}
+    assert "box-6" not in dom
     # the slider relabels without a new request: a threshold just above p flips cat to non-cat
     assert want["label"] == "cat" and want["probability"] < 0.99  # the example is a cat the model finds likely
     threshold = float(f"{want['probability'] + 1e-6:.9f}")  # off the 0.01 grid: the slider keeps every digit
     dom = dump_dom(server + f"?demo=1&threshold={threshold}", tmp_path)
     assert dom["threshold-value"][1] == f"{threshold:.2f}"
     assert dom["label"][1] == "non-cat" and float(dom["probability"][0]["data-value"]) == want["probability"]
+    assert dom["heading"][1] == "Why did it say non-cat?"  # relabelled with the answer
 
 
 def test_ctrl_c_stops_the_server_cleanly(course_run):  # noqa: F811

@@ -103,9 +103,7 @@ def test_run_json_records_what_makes_the_run_repeatable(small_data, tmp_path):
     record = json.loads((tmp_path / "r" / "run.json").read_text())
     assert record["config_sha256"] == hashlib.sha256((tmp_path / "r" / "config.yaml").read_bytes()).hexdigest()
     assert record["overrides"] == [f"data.dir={small_data}", "train.num_iterations=5", "train.seed=3"]
-    from pipeline.config import PACKAGED
-
-    assert record["seed"] == 3 and record["config_file"] == str(PACKAGED / "default.yaml")  # the default config
+    assert record["seed"] == 3 and record["config_file"] == "packaged:default.yaml"  # the default config, by name
     head = subprocess.run(["git", "-C", ROOT, "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
     assert record["git_commit"] == head and isinstance(record["git_dirty"], bool)
     assert record["versions"]["numpy"] == np.__version__ and record["versions"]["h5py"] == h5py.__version__

@@ -6,15 +6,15 @@ a blue-grey box there instead, sometimes partly hidden by a disc. Sizes, positio
 linear model learns the difference (warm and round against cool and square, near the middle of the frame)
 without a perfect score.
 
-    .venv/bin/python scripts/demo_photos.py data/photos [--count 400] [--min-px 300] [--max-px 900]
+    catneuron demo-photos data/photos [--count 400] [--min-px 300] [--max-px 900]    (or: make demo-photos)
 """
-import argparse
 import multiprocessing
-import sys
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw
+
+from pipeline import PipelineError
 
 
 def make_photo(task):
@@ -54,8 +54,17 @@ def make_photo(task):
     image.save(path, quality=90)
 
 
-def generate(root, count, min_px, max_px, seed=0):
-    """count JPEGs under root/cat and root/non-cat (alternately), made in parallel; returns their paths."""
+def generate(root, count=400, min_px=300, max_px=900, seed=0):
+    """count JPEGs under root/cat and root/non-cat (alternately), made in parallel; returns their paths.
+
+    root must not exist: the demo never writes among a user's own photos.
+    """
+    if Path(root).exists():
+        raise PipelineError(f"{root}: already exists; give a new folder for the demo photos")
+    if count < 2:
+        raise PipelineError(f"--count {count}: must be at least 2 (one photo of each class)")
+    if not 16 <= min_px <= max_px:
+        raise PipelineError(f"--min-px {min_px} --max-px {max_px}: need 16 <= min-px <= max-px")
     rng = np.random.default_rng(seed)
     tasks = []
     for i in range(count):
@@ -65,22 +74,3 @@ def generate(root, count, min_px, max_px, seed=0):
     with multiprocessing.Pool() as pool:
         pool.map(make_photo, tasks, chunksize=8)
     return [t[0] for t in tasks]
-
-
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("root", help="the folder to create (it must not exist)")
-    parser.add_argument("--count", type=int, default=400, help="photos, half of each class (default 400)")
-    parser.add_argument("--min-px", type=int, default=300, help="smallest long side (default 300)")
-    parser.add_argument("--max-px", type=int, default=900, help="largest long side (default 900)")
-    args = parser.parse_args()
-    if Path(args.root).exists():
-        sys.exit(f"error: {args.root}: already exists; give a new folder")
-    if args.count < 2 or not 16 <= args.min_px <= args.max_px:
-        sys.exit("error: --count must be at least 2 and 16 <= --min-px <= --max-px")
-    paths = generate(args.root, args.count, args.min_px, args.max_px)
-    print(f"wrote {len(paths)} JPEGs into {args.root}/cat and {args.root}/non-cat")
-
-
-if __name__ == "__main__":
-    main()
