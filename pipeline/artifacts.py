@@ -1,9 +1,7 @@
 """Run folders and the model file: everything a run writes, described well enough to be reused alone."""
-import csv
 import datetime
 import fcntl
 import io
-import json
 import math
 import os
 import time
@@ -13,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline import PipelineError
+from pipeline import PipelineError, runfiles
 from pipeline.config import MAX_IMAGE_SIZE, load_config
 from pipeline.features import SCALINGS, Scaler, features
 from pipeline.files import write_bytes
@@ -108,8 +106,12 @@ def _check_members(path):
 def load_model(path):
     """Load and check a model.npz written by save_model; never unpickles anything."""
     path = Path(path)
-    if path.is_dir():
+    if path.is_dir():  # a run folder's model: a file of that folder (pipeline/runfiles.py)
         path = path / "model.npz"
+        try:
+            runfiles.check(path)
+        except runfiles.Missing:
+            raise PipelineError(f"{path}: no such model file") from None
     if not path.exists():
         raise PipelineError(f"{path}: no such model file")
     if not path.is_file():  # a pipe would block, a device never end
@@ -246,7 +248,7 @@ def latest_run(root=RUNS_ROOT):
 def trained_at(run_dir):
     """When the run in run_dir finished, in UTC, as `2026-11-29 05:30`: from its run.json, else its model's
     modification time."""
-    record = read_json(Path(run_dir) / "run.json") if (Path(run_dir) / "run.json").is_file() else {}
+    record = read_json(Path(run_dir) / "run.json") if os.path.lexists(Path(run_dir) / "run.json") else {}
     try:
         start = datetime.datetime.fromisoformat(record["started"])
         end = start + datetime.timedelta(seconds=float(record["duration_s"]))
@@ -271,11 +273,7 @@ def read_costs(path, positive=False, validation=False):
     """(iterations, costs) from a costs.csv of `iteration,cost` rows (or `iteration,cost,validation_cost`, as
     a run with a validation split writes it), refusing anything else. validation: (iterations, costs,
     validation costs or None)."""
-    try:
-        with open(path, newline="", encoding="utf-8") as f:
-            rows = list(csv.reader(f))
-    except FileNotFoundError:
-        raise PipelineError(f"{path}: no such file") from None
+    rows = runfiles.read_csv(path)
     if not rows or rows[0] not in COST_HEADERS or len(rows) < 2:
         raise PipelineError(f"{path}: expected a header 'iteration,cost' and at least one row "
                             "(or the header 'iteration,cost,validation_cost')")
@@ -300,26 +298,31 @@ def read_run(run_dir):
     its run.json ({} if none).
     """
     run_dir = Path(run_dir)
-    config = load_config(run_dir / "config.yaml")
+    config = run_config(run_dir)
     result = read_metrics(run_dir / "metrics.json")
     metrics = {"final_cost": read_costs(run_dir / "costs.csv")[1][-1]}
     for split in ("train", "validation", "test"):
         for key, value in result.get(split, {}).items():
             if isinstance(value, (int, float)) and key != "count":
                 metrics[f"{split}_{key}"] = value
-    record = read_json(run_dir / "run.json") if (run_dir / "run.json").exists() else {}
+    record = read_json(run_dir / "run.json") if os.path.lexists(run_dir / "run.json") else {}
     return config, metrics, record
+
+
+def run_config(run_dir, overrides=()):
+    """The config.yaml of a run folder, a file of that folder (the config loader bounds its size and type)."""
+    path = Path(run_dir) / "config.yaml"
+    runfiles.check(path)
+    return load_config(path, overrides)
 
 
 def read_json(path, hint="is {folder} a finished run folder?"):
     """The JSON object in the file at path; a missing file is refused with the hint ({folder}: its folder)."""
     path = Path(path)
     try:
-        value = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
+        value = runfiles.read_json(path)
+    except runfiles.Missing:
         raise PipelineError(f"{path}: no such file; {hint.format(folder=path.parent)}") from None
-    except (OSError, ValueError) as e:
-        raise PipelineError(f"{path}: not valid JSON: {e}") from None
     if not isinstance(value, dict):
         raise PipelineError(f"{path}: expected a JSON object, got {type(value).__name__}")
     return value

@@ -15,6 +15,7 @@ import io
 import itertools
 import math
 import multiprocessing
+import os
 import shutil
 import signal
 from dataclasses import dataclass
@@ -126,6 +127,7 @@ def run(sweep_dir, points, data, jobs=1, overrides=(), config_file=None, on_done
     sweep_dir = Path(sweep_dir)
     status = {p.name: "done" if (sweep_dir / p.name / "run.json").is_file() else "pending" for p in points}
     todo = [p for p in points if status[p.name] != "done"]
+    _check_leftovers(sweep_dir, todo)
     tasks = [(p, sweep_dir, [*overrides, *(f"{k}={v}" for k, v in p.values.items())], config_file) for p in todo]
     errors, pool = {}, None
     try:
@@ -162,6 +164,16 @@ def run(sweep_dir, points, data, jobs=1, overrides=(), config_file=None, on_done
         name, error = next(iter(errors.items()))
         raise PointsFailed(f"{sweep_dir}: {len(errors)} of {len(points)} runs failed; {name}: {error}", rows)
     return rows
+
+
+def _check_leftovers(sweep_dir, todo):
+    """Refuse, before any point starts, a <point>.incomplete that an interrupted sweep did not leave (a link,
+    a file, a pipe): it is removed and replaced when its point runs again, and only a folder of ours may be."""
+    for p in todo:
+        folder = sweep_dir / (p.name + INCOMPLETE)
+        if os.path.lexists(folder) and (folder.is_symlink() or not folder.is_dir()):
+            raise PipelineError(f"{folder}: refused: not the folder of an interrupted point (a link or a file); "
+                                "remove it and resume again")
 
 
 _DATA = {}  # DataConfig -> (train, test) Datasets, loaded once by the parent
