@@ -248,11 +248,11 @@ def latest_run(root=RUNS_ROOT):
 def trained_at(run_dir):
     """When the run in run_dir finished, in UTC, as `2026-11-29 05:30`: from its run.json, else its model's
     modification time."""
-    record = read_json(Path(run_dir) / "run.json") if os.path.lexists(Path(run_dir) / "run.json") else {}
+    record = read_record(run_dir)
     try:
         start = datetime.datetime.fromisoformat(record["started"])
         end = start + datetime.timedelta(seconds=float(record["duration_s"]))
-    except (KeyError, TypeError, ValueError):
+    except (KeyError, TypeError, ValueError, OverflowError):
         end = datetime.datetime.fromtimestamp((Path(run_dir) / "model.npz").stat().st_mtime, datetime.timezone.utc)
     return end.astimezone(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
 
@@ -263,7 +263,21 @@ def read_metrics(path):
     keys = ("accuracy", "log_loss", "precision", "recall", "f1", "count", "confusion")
     if not all(isinstance(metrics.get(s), dict) and all(k in metrics[s] for k in keys) for s in ("train", "test")):
         raise PipelineError(f"{path}: expected train and test metrics, each with {', '.join(keys)}")
+    for split in ("train", "validation", "test"):  # what the report formats: numbers, a 2x2 matrix of counts
+        values = metrics.get(split, {})
+        if not isinstance(values, dict) or not all(_number(values.get(k, 0)) for k in keys[:-1]) or \
+                "confusion" in values and not _confusion(values["confusion"]):
+            raise PipelineError(f"{path}: {split} metrics must be numbers and a 2x2 confusion matrix of counts")
     return metrics
+
+
+def _number(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _confusion(value):
+    return isinstance(value, list) and len(value) == 2 and all(
+        isinstance(row, list) and len(row) == 2 and all(isinstance(n, int) and n >= 0 for n in row) for row in value)
 
 
 COST_HEADERS = (["iteration", "cost"], ["iteration", "cost", "validation_cost"])
@@ -305,8 +319,7 @@ def read_run(run_dir):
         for key, value in result.get(split, {}).items():
             if isinstance(value, (int, float)) and key != "count":
                 metrics[f"{split}_{key}"] = value
-    record = read_json(run_dir / "run.json") if os.path.lexists(run_dir / "run.json") else {}
-    return config, metrics, record
+    return config, metrics, read_record(run_dir)
 
 
 def run_config(run_dir, overrides=()):
@@ -314,6 +327,34 @@ def run_config(run_dir, overrides=()):
     path = Path(run_dir) / "config.yaml"
     runfiles.check(path)
     return load_config(path, overrides)
+
+
+RECORD_TYPES = {"versions": dict, "data_sha256": dict, "training": dict, "overrides": list, "started": str,
+                "duration_s": (int, float), "config_file": (str, type(None)), "git_commit": (str, type(None))}
+
+
+def read_record(run_dir):
+    """The run.json of a run folder ({} if it has none), its keys of the types provenance.py writes."""
+    path = Path(run_dir) / "run.json"
+    if not os.path.lexists(path):
+        return {}
+    record = read_json(path)
+    for key, kind in RECORD_TYPES.items():
+        if key in record and not isinstance(record[key], kind) or kind is dict and \
+                not all(isinstance(v, (str, int, float, bool, type(None))) for v in record.get(key, {}).values()):
+            raise PipelineError(f"{path}: {key} must be {_KINDS[key]}, got {quote(record[key])}")
+    duration = record.get("duration_s", 0)  # formatted as a float: a 400-digit integer would overflow
+    if not (isinstance(duration, float) and 0 <= duration < 1e9 or isinstance(duration, int) and 0 <= duration < 10**9):
+        raise PipelineError(f"{path}: duration_s must be a number of seconds from 0 to 1e9, got {quote(duration)}")
+    if not _number(record.get("training", {}).get("learning_rate", 0)):  # the report formats it
+        raise PipelineError(f"{path}: training.learning_rate must be a number, "
+                            f"got {quote(record['training']['learning_rate'])}")
+    return record
+
+
+_KINDS = {"versions": "an object of plain values", "data_sha256": "an object of plain values",
+          "training": "an object of plain values", "overrides": "a list", "started": "text",
+          "duration_s": "a number", "config_file": "text or null", "git_commit": "text or null"}
 
 
 def read_json(path, hint="is {folder} a finished run folder?"):

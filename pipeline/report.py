@@ -1,10 +1,11 @@
 """report.html for a run folder (and for a folder of runs, a sweep), plus its pictures as standalone files."""
+import os
 from pathlib import Path
 
 import numpy as np
 
 from pipeline import PipelineError, data, page, runfiles
-from pipeline.artifacts import load_model, read_costs, read_json, read_metrics, run_config
+from pipeline.artifacts import load_model, read_costs, read_metrics, read_record, run_config
 from pipeline.curves import auc, average_precision, both_classes, pr_curve, roc_curve
 from pipeline.explain import report_section
 from pipeline.files import png_bytes, write_bytes, write_png, write_text
@@ -27,7 +28,7 @@ def write_report(folder, overrides=()):
     folder = Path(folder)
     if not folder.is_dir():
         raise PipelineError(f"{folder}: no such folder")
-    if (folder / "config.yaml").is_file():
+    if os.path.lexists(folder / "config.yaml"):  # a pipe or a link out is refused as such by run_config
         return write_run_report(folder, config=run_config(folder, overrides))
     runs = run_folders(folder)
     if not runs:
@@ -48,8 +49,8 @@ def write_run_report(run_dir, splits=None, config=None, record=None, test_logits
     """
     run_dir = Path(run_dir)
     config = config or run_config(run_dir)
-    if record is None and (run_dir / "run.json").is_file():
-        record = read_json(run_dir / "run.json")
+    if record is None and os.path.lexists(run_dir / "run.json"):
+        record = read_record(run_dir)
     training = (record or {}).get("training")
     training = training if isinstance(training, dict) else {}
     model = load_model(run_dir)  # the folder: its model.npz must be a file of it
@@ -120,7 +121,7 @@ def _provenance(run_dir, record=None):
     path = Path(run_dir) / "run.json"
     if record is None and not path.is_file():
         return page.paragraph(f"No run.json in {run_dir}: this run's provenance was not recorded.")
-    r = record if record is not None else read_json(path)
+    r = record if record is not None else read_record(run_dir)
     commit = r.get("git_commit")
     code = f"catneuron {r.get('versions', {}).get('catneuron', '?')}, " + (
         f"git commit {commit}" + (" with uncommitted changes" if r.get("git_dirty") else "") if commit

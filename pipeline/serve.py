@@ -30,8 +30,7 @@ import numpy as np
 from PIL import Image
 
 from pipeline import PipelineError
-from pipeline.artifacts import load_model, read_json, trained_at
-from pipeline.config import load_config
+from pipeline.artifacts import load_model, read_record, run_config, trained_at
 from pipeline.explain import contribution_pixels, explain
 from pipeline.files import png_bytes
 from pipeline.images import TooLarge, load_image
@@ -59,6 +58,7 @@ class App:
         self.source = Path(source)
         self.model = load_model(self.source)
         self.run = self.source if self.source.is_dir() else self.source.parent
+        self.trained = trained_at(self.run) if read_record(self.run) else None  # read once: a bad run.json stops here
         self.weights = data_uri(png_bytes(Image.fromarray(weights_pixels(self.model.w, self.model.image_shape))),
                                 "image/png")
         self.example = png_bytes(Image.fromarray(self._example_pixels(), "RGB"))
@@ -66,9 +66,8 @@ class App:
     def info(self):
         """GET /model: where the model comes from and what it expects."""
         m = self.model
-        record = read_json(self.run / "run.json") if (self.run / "run.json").is_file() else {}
-        return {"model": str(self.source), "run": self.run.name if record else None,
-                "trained": trained_at(self.run) if record else None, "image_shape": list(m.image_shape), "classes": list(m.classes),
+        return {"model": str(self.source), "run": self.run.name if self.trained else None,
+                "trained": self.trained, "image_shape": list(m.image_shape), "classes": list(m.classes),
                 "threshold": m.threshold, "scaling": m.scaler.kind, "fit": m.fit, "resample": m.resample,
                 "max_upload": MAX_UPLOAD}
 
@@ -78,7 +77,7 @@ class App:
         from pipeline.report import saved_splits
 
         try:
-            _, test = saved_splits(load_config(self.run / "config.yaml"))
+            _, test = saved_splits(run_config(self.run))
             cats = np.flatnonzero(test.y[0] == 1)
             pixels = np.asarray(test.x[int(cats[0]) if len(cats) else 0])  # (h, w, 3)
             if pixels.shape == self.model.image_shape:

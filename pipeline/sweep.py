@@ -23,7 +23,7 @@ from pathlib import Path
 
 import yaml
 
-from pipeline import PipelineError
+from pipeline import PipelineError, runfiles
 from pipeline.artifacts import read_run
 from pipeline.config import Config, check_key, dump_config, load_experiment, with_values
 from pipeline.files import write_text
@@ -59,8 +59,9 @@ class Point:
 def sweep_file(sweep_dir):
     """The resolved config of the sweep in sweep_dir, refusing a folder that is not a sweep."""
     path = Path(sweep_dir) / SWEEP_FILE
-    if not path.is_file():
+    if not os.path.lexists(path):
         raise PipelineError(f"{sweep_dir}: not a sweep folder (no {SWEEP_FILE})")
+    runfiles.check(path)  # a file of the sweep folder: a link out of it is refused (the config loader does the rest)
     return path
 
 
@@ -173,6 +174,9 @@ def _check_leftovers(sweep_dir, todo):
         folder = sweep_dir / (p.name + INCOMPLETE)
         if os.path.lexists(folder) and (folder.is_symlink() or not folder.is_dir()):
             raise PipelineError(f"{folder}: refused: not the folder of an interrupted point (a link or a file); "
+                                "remove it and resume again")
+        if os.path.lexists(sweep_dir / p.name):  # a point's folder is a finished run, renamed once run.json was written
+            raise PipelineError(f"{sweep_dir / p.name}: refused: not a finished run (its run.json is not a file); "
                                 "remove it and resume again")
 
 

@@ -123,3 +123,38 @@ def test_resume_refuses_a_linked_incomplete_point(sw, tmp_path):
     (sw / "lr0.05.incomplete").symlink_to(tmp_path / "elsewhere")
     refused(cli("sweep", "--resume", sw), f"{sw / 'lr0.05.incomplete'}: refused: not the folder of an interrupted")
     assert (tmp_path / "elsewhere").is_dir()
+
+
+def test_resume_refuses_a_point_folder_that_is_not_a_finished_run(sw):
+    replace(sw / "lr0.05" / "run.json", os.mkfifo)
+    refused(cli("sweep", "--resume", sw), f"{sw / 'lr0.05'}: refused: not a finished run")
+    (sw / "sweep.yaml").rename(sw.parent / "elsewhere.yaml")
+    (sw / "sweep.yaml").symlink_to(sw.parent / "elsewhere.yaml")
+    refused(cli("sweep", "--resume", sw), f"{sw / 'sweep.yaml'}: refused: a link leading out of {sw}")
+
+
+@pytest.mark.parametrize("file, change, words", [
+    ("run.json", {"versions": ["x"]}, "run.json: versions must be an object of plain values, got ['x']"),
+    ("run.json", {"training": {"learning_rate": None}}, "run.json: training.learning_rate must be a number, got None"),
+    ("run.json", {"duration_s": 10**400}, "run.json: duration_s must be a number of seconds from 0 to 1e9, got 1000"),
+    ("run.json", {"started": "yesterday"}, None),  # not a time: the run's end is then its model file's time
+    ("metrics.json", {"test": {"accuracy": "high"}}, "metrics.json: test metrics must be numbers and a 2x2"),
+    ("metrics.json", {"train": {"confusion": [[1, 2], [3]]}}, "metrics.json: train metrics must be numbers and a 2x2"),
+])
+def test_run_files_of_the_wrong_shape_are_refused_at_the_door(sw, file, change, words):
+    path = sw / "lr0.01" / file
+    value = json.loads(path.read_text())
+    for key, new in change.items():
+        value[key] = {**value[key], **new} if isinstance(new, dict) and key in ("train", "test") else new
+    path.write_text(json.dumps(value))
+    result = cli("report", sw / "lr0.01")
+    if words is None:
+        assert result.returncode == 0, result.stderr
+    else:
+        refused(result, f"{path}: " + words.split(": ", 1)[1])
+
+
+def test_a_run_that_is_a_link_loop_is_one_line(sw):
+    shutil.rmtree(sw / "lr0.01")
+    (sw / "lr0.01").symlink_to("lr0.01")  # a link to itself
+    refused(cli("compare", sw), f"{sw / 'lr0.01' / 'config.yaml'}", "Too many levels of symbolic links")
