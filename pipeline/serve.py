@@ -110,7 +110,7 @@ def shown(text):
 
 
 class Handler(BaseHTTPRequestHandler):
-    timeout = 30  # seconds a silent client may hold its thread
+    timeout = REQUEST_SECONDS  # seconds a silent client may hold its thread (and a slow one: handle_one_request)
 
     def handle_one_request(self):
         """One request, cut off (its connection shut) once REQUEST_SECONDS have passed: the socket's timeout only
