@@ -16,7 +16,7 @@ import pytest
 from PIL import Image
 
 from pipeline.images import DECODE_BUDGET, load_image
-from pipeline.serve import REQUEST_SECONDS
+from pipeline.serve import MAX_BODIES, REQUEST_SECONDS
 from tests.conftest import run_cli
 from tests.test_data import write_split
 from tests.test_hostile_inputs import refused
@@ -130,6 +130,25 @@ def test_a_slow_client_is_cut_off_at_the_request_deadline(server):
                 break
         else:
             pytest.fail("the server kept reading a request that never ends")
+
+
+def test_uploads_beyond_the_limit_get_503_rather_than_memory(server):
+    proc, host, port = server
+    threads = status(proc.pid, "Threads")
+    held = [socket.create_connection((host, port), timeout=60) for _ in range(MAX_BODIES)]
+    try:
+        for s in held:  # each holds a place while its 20 MiB body has not arrived
+            s.sendall(f"POST /predict HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Length: {20 * 2**20}\r\n\r\nx".encode())
+        for _ in range(600):  # until each is read by its thread (and its deadline's timer thread started)
+            if status(proc.pid, "Threads") >= threads + 2 * MAX_BODIES:
+                break
+            time.sleep(0.1)
+        code, body = post(host, port, png(8, 8, 2))
+        assert code == 503 and body == {"error": "big.png: the server is busy with other images; try again in a "
+                                                 "moment"}
+    finally:
+        for s in held:
+            s.close()
 
 
 def test_clients_that_hang_up_leave_no_trace(server):
