@@ -264,8 +264,9 @@ def read_metrics(path):
     if not all(isinstance(metrics.get(s), dict) and all(k in metrics[s] for k in keys) for s in ("train", "test")):
         raise PipelineError(f"{path}: expected train and test metrics, each with {', '.join(keys)}")
     for split in ("train", "validation", "test"):  # what the report formats: numbers, a 2x2 matrix of counts
-        values = metrics.get(split, {})
+        values = metrics.get(split, {})  # roc_auc and average_precision are null for a split of one class
         if not isinstance(values, dict) or not all(_number(values.get(k, 0)) for k in keys[:-1]) or \
+                not all(_number(v) or v is None for k, v in values.items() if k != "confusion") or \
                 "confusion" in values and not _confusion(values["confusion"]):
             raise PipelineError(f"{path}: {split} metrics must be numbers and a 2x2 confusion matrix of counts")
     return metrics

@@ -119,7 +119,7 @@ def _open(path, data=None):
         found = re.search(r"\((\d+) pixels\)", str(e))
         pixels = f"{found.group(1)} pixels" if found else "the image"
         raise TooLarge(f"{path}: refused: {pixels} is over the limit of {Image.MAX_IMAGE_PIXELS} pixels, "
-                            "could be a decompression bomb") from None
+                       "could be a decompression bomb") from None
     except UnidentifiedImageError:
         raise PipelineError(f"{path}: {_sniff(path, data)}") from None
     except PermissionError as e:
@@ -147,7 +147,7 @@ def readable_formats():
 def _check_pixels(path, size, limit):
     if size[0] * size[1] > limit:
         raise TooLarge(f"{path}: refused: {size[0]}x{size[1]} pixels is over the limit of {limit} pixels, "
-                            "could be a decompression bomb")
+                       "could be a decompression bomb")
 
 
 def decode_bytes(image):

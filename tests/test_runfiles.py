@@ -140,6 +140,8 @@ def test_resume_refuses_a_point_folder_that_is_not_a_finished_run(sw):
     ("run.json", {"started": "yesterday"}, None),  # not a time: the run's end is then its model file's time
     ("metrics.json", {"test": {"accuracy": "high"}}, "metrics.json: test metrics must be numbers and a 2x2"),
     ("metrics.json", {"train": {"confusion": [[1, 2], [3]]}}, "metrics.json: train metrics must be numbers and a 2x2"),
+    ("metrics.json", {"test": {"roc_auc": [0.5]}}, "metrics.json: test metrics must be numbers and a 2x2"),
+    ("metrics.json", {"test": {"roc_auc": None}}, None),  # as evaluate writes it for a test set of one class
 ])
 def test_run_files_of_the_wrong_shape_are_refused_at_the_door(sw, file, change, words):
     path = sw / "lr0.01" / file
