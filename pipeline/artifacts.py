@@ -1,9 +1,7 @@
 """Run folders and the model file: everything a run writes, described well enough to be reused alone."""
-import csv
 import datetime
 import fcntl
 import io
-import json
 import math
 import os
 import time
@@ -13,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline import PipelineError
+from pipeline import PipelineError, runfiles
 from pipeline.config import MAX_IMAGE_SIZE, load_config
 from pipeline.features import SCALINGS, Scaler, features
 from pipeline.files import write_bytes
@@ -108,8 +106,12 @@ def _check_members(path):
 def load_model(path):
     """Load and check a model.npz written by save_model; never unpickles anything."""
     path = Path(path)
-    if path.is_dir():
+    if path.is_dir():  # a run folder's model: a file of that folder (pipeline/runfiles.py)
         path = path / "model.npz"
+        try:
+            runfiles.check(path)
+        except runfiles.Missing:
+            raise PipelineError(f"{path}: no such model file") from None
     if not path.exists():
         raise PipelineError(f"{path}: no such model file")
     if not path.is_file():  # a pipe would block, a device never end
@@ -249,11 +251,11 @@ def latest_run(root=RUNS_ROOT):
 def trained_at(run_dir):
     """When the run in run_dir finished, in UTC, as `2026-11-29 05:30`: from its run.json, else its model's
     modification time."""
-    record = read_json(Path(run_dir) / "run.json") if (Path(run_dir) / "run.json").is_file() else {}
+    record = read_record(run_dir)
     try:
         start = datetime.datetime.fromisoformat(record["started"])
         end = start + datetime.timedelta(seconds=float(record["duration_s"]))
-    except (KeyError, TypeError, ValueError):
+    except (KeyError, TypeError, ValueError, OverflowError):
         end = datetime.datetime.fromtimestamp((Path(run_dir) / "model.npz").stat().st_mtime, datetime.timezone.utc)
     return end.astimezone(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
 
@@ -264,7 +266,22 @@ def read_metrics(path):
     keys = ("accuracy", "log_loss", "precision", "recall", "f1", "count", "confusion")
     if not all(isinstance(metrics.get(s), dict) and all(k in metrics[s] for k in keys) for s in ("train", "test")):
         raise PipelineError(f"{path}: expected train and test metrics, each with {', '.join(keys)}")
+    for split in ("train", "validation", "test"):  # what the report formats: numbers, a 2x2 matrix of counts
+        values = metrics.get(split, {})  # roc_auc and average_precision are null for a split of one class
+        if not isinstance(values, dict) or not all(_number(values.get(k, 0)) for k in keys[:-1]) or \
+                not all(_number(v) or v is None for k, v in values.items() if k != "confusion") or \
+                "confusion" in values and not _confusion(values["confusion"]):
+            raise PipelineError(f"{path}: {split} metrics must be numbers and a 2x2 confusion matrix of counts")
     return metrics
+
+
+def _number(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _confusion(value):
+    return isinstance(value, list) and len(value) == 2 and all(
+        isinstance(row, list) and len(row) == 2 and all(isinstance(n, int) and n >= 0 for n in row) for row in value)
 
 
 COST_HEADERS = (["iteration", "cost"], ["iteration", "cost", "validation_cost"])
@@ -274,11 +291,7 @@ def read_costs(path, positive=False, validation=False):
     """(iterations, costs) from a costs.csv of `iteration,cost` rows (or `iteration,cost,validation_cost`, as
     a run with a validation split writes it), refusing anything else. validation: (iterations, costs,
     validation costs or None)."""
-    try:
-        with open(path, newline="", encoding="utf-8") as f:
-            rows = list(csv.reader(f))
-    except FileNotFoundError:
-        raise PipelineError(f"{path}: no such file") from None
+    rows = runfiles.read_csv(path)
     if not rows or rows[0] not in COST_HEADERS or len(rows) < 2:
         raise PipelineError(f"{path}: expected a header 'iteration,cost' and at least one row "
                             "(or the header 'iteration,cost,validation_cost')")
@@ -303,9 +316,9 @@ def read_run(run_dir):
     weights the run kept: early stopping's iteration, else the last recorded), record its run.json ({} if none).
     """
     run_dir = Path(run_dir)
-    config = load_config(run_dir / "config.yaml")
+    config = run_config(run_dir)
     result = read_metrics(run_dir / "metrics.json")
-    record = read_json(run_dir / "run.json") if (run_dir / "run.json").exists() else {}
+    record = read_record(run_dir)
     training = record.get("training") if isinstance(record.get("training"), dict) else {}
     iterations, costs = read_costs(run_dir / "costs.csv")
     kept = training.get("best_iteration") if training.get("early_stopping") else None
@@ -317,15 +330,48 @@ def read_run(run_dir):
     return config, metrics, record
 
 
+def run_config(run_dir, overrides=()):
+    """The config.yaml of a run folder, a file of that folder (the config loader bounds its size and type)."""
+    path = Path(run_dir) / "config.yaml"
+    runfiles.check(path)
+    return load_config(path, overrides)
+
+
+RECORD_TYPES = {"versions": dict, "data_sha256": dict, "training": dict, "overrides": list, "started": str,
+                "duration_s": (int, float), "config_file": (str, type(None)), "git_commit": (str, type(None))}
+
+
+def read_record(run_dir):
+    """The run.json of a run folder ({} if it has none), its keys of the types provenance.py writes."""
+    path = Path(run_dir) / "run.json"
+    if not os.path.lexists(path):
+        return {}
+    record = read_json(path)
+    for key, kind in RECORD_TYPES.items():
+        if key in record and not isinstance(record[key], kind) or kind is dict and \
+                not all(isinstance(v, (str, int, float, bool, type(None))) for v in record.get(key, {}).values()):
+            raise PipelineError(f"{path}: {key} must be {_KINDS[key]}, got {quote(record[key])}")
+    duration = record.get("duration_s", 0)  # formatted as a float: a 400-digit integer would overflow
+    if not (isinstance(duration, float) and 0 <= duration < 1e9 or isinstance(duration, int) and 0 <= duration < 10**9):
+        raise PipelineError(f"{path}: duration_s must be a number of seconds from 0 to 1e9, got {quote(duration)}")
+    if not _number(record.get("training", {}).get("learning_rate", 0)):  # the report formats it
+        raise PipelineError(f"{path}: training.learning_rate must be a number, "
+                            f"got {quote(record['training']['learning_rate'])}")
+    return record
+
+
+_KINDS = {"versions": "an object of plain values", "data_sha256": "an object of plain values",
+          "training": "an object of plain values", "overrides": "a list", "started": "text",
+          "duration_s": "a number", "config_file": "text or null", "git_commit": "text or null"}
+
+
 def read_json(path, hint="is {folder} a finished run folder?"):
     """The JSON object in the file at path; a missing file is refused with the hint ({folder}: its folder)."""
     path = Path(path)
     try:
-        value = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
+        value = runfiles.read_json(path)
+    except runfiles.Missing:
         raise PipelineError(f"{path}: no such file; {hint.format(folder=path.parent)}") from None
-    except (OSError, ValueError) as e:
-        raise PipelineError(f"{path}: not valid JSON: {e}") from None
     if not isinstance(value, dict):
         raise PipelineError(f"{path}: expected a JSON object, got {type(value).__name__}")
     return value

@@ -134,19 +134,19 @@ def _closing_summary(run_dir, metrics, config):
 
 
 def cmd_evaluate(args):
-    from pipeline.artifacts import latest_run, load_model
+    from pipeline.artifacts import latest_run, load_model, run_config
     from pipeline.evaluate import evaluate
     from pipeline.report import write_run_report
     from pipeline.train import load_splits
 
     run_dir = Path(args.run) if args.run else _latest(latest_run(), print, "run")
-    if not (run_dir / "config.yaml").is_file():
+    if not os.path.lexists(run_dir / "config.yaml"):  # a pipe or a link is refused as such by run_config
         raise PipelineError(f"{run_dir}: not a run folder (no config.yaml)"
                             + ("; it is a sweep folder: pick one of its runs" * (run_dir / "summary.csv").is_file()))
-    config = load_config(run_dir / "config.yaml", args.set)
+    config = run_config(run_dir, args.set)
     # the config's threshold, so that `--set evaluate.threshold=...` changes the metrics as well as the report
     # (auto: the one chosen on validation when training, stored in the model)
-    model = load_model(run_dir / "model.npz")
+    model = load_model(run_dir)  # the folder: its model.npz must be a file of it
     if config.evaluate.threshold != "auto":
         model = dataclasses.replace(model, threshold=config.evaluate.threshold)
     train_set, val_set, test_set = load_splits(config, **_prepare_options(args))

@@ -3,11 +3,12 @@
 
 Like `dvc metrics diff`, without git or DVC: the run folders themselves say what they were and what they scored.
 """
-import csv
 import json
+import math
+import os
 from pathlib import Path
 
-from pipeline import PipelineError
+from pipeline import PipelineError, runfiles
 from pipeline.artifacts import read_run
 from pipeline.names import inside, printable
 
@@ -16,11 +17,11 @@ def run_dirs(paths):
     """Each path as a run folder; a sweep folder stands for its finished runs, in grid order."""
     found = []
     for path in map(Path, paths):
-        if (path / "metrics.json").is_file():
+        if os.path.lexists(path / "metrics.json"):  # a link or a pipe is refused when it is read
             found.append(path)
-        elif (path / "summary.csv").is_file():
-            with open(path / "summary.csv", newline="", encoding="utf-8") as f:
-                rows = list(csv.DictReader(f))
+        elif os.path.lexists(path / "summary.csv"):
+            header, *rows = runfiles.read_csv(path / "summary.csv") or [[]]
+            rows = [dict(zip(header, row)) for row in rows]
             done = [inside(path, row["run"]) for row in rows if row.get("status") == "done" and row.get("run")]
             if not done:
                 raise PipelineError(f"{path / 'summary.csv'}: the sweep has no finished run yet")
@@ -47,14 +48,24 @@ def _delta(value, first):
     return value - first if isinstance(value, (int, float)) and isinstance(first, (int, float)) else None
 
 
+def _strict(value):
+    """value with NaN and infinities (a metrics.json may hold them: Python writes them) as None: JSON has no
+    such numbers, and a program reading --json must get JSON."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _strict(v) for k, v in value.items()}
+    return [_strict(v) for v in value] if isinstance(value, (list, tuple)) else value
+
+
 def table(result):
     """The comparison as rows of cells: a header of runs, then one row per differing key and per metric."""
     rows = [["", *map(printable, result["runs"])]]
-    rows += [[key, *map(_fmt, values)] for key, values in result["params"].items()]
-    for name, values in result["metrics"].items():
+    rows += [[printable(key), *map(_fmt, values)] for key, values in result["params"].items()]
+    for name, values in result["metrics"].items():  # names from metrics.json: an escape or a newline is data
         deltas = result["change"][name]
         rate = is_rate(name)
-        rows.append([name, *(_fmt(v, rate) + ("" if d is None else f" ({_change(d, rate)})")
+        rows.append([printable(name), *(_fmt(v, rate) + ("" if d is None else f" ({_change(d, rate)})")
                              for v, d in zip(values, deltas))])
     return rows
 
@@ -81,7 +92,7 @@ def _fmt(value, rate=False):
 def render(result, form="text"):
     """The comparison as aligned text, a markdown table (form="md") or JSON (form="json")."""
     if form == "json":
-        return json.dumps(result, indent=2)
+        return json.dumps(_strict(result), indent=2, allow_nan=False)
     rows = table(result)
     if form == "md":
         lines = ["| " + " | ".join(r) + " |" for r in rows]

@@ -1,7 +1,10 @@
 """The one image loader: any file Pillow reads -> an (h, w, 3) uint8 array, the way training saw its pixels.
 
 Policy, in order:
-1. Open by content (the extension is ignored), refusing empty files, non-images and decompression bombs.
+1. Open by content (the extension is ignored), refusing empty files, non-images and decompression bombs:
+   images over MAX_IMAGE_PIXELS, and images whose decoding and conversion to RGB would take more than
+   DECODE_BUDGET bytes (counted from the header, before a pixel is decoded: a 300 KB PNG of 9000x9000 RGBA
+   pixels takes 1.6 GB to decode and composite).
    Only the formats in FORMATS are tried: anything else Pillow knows (EPS, whose plugin runs Ghostscript,
    PSD, FITS, ...) is refused as "not a supported image format (EPS)" before any other plugin runs.
    Float pixels (mode F) are refused: no rule maps arbitrary floats to 0..255 without guessing.
@@ -34,6 +37,7 @@ from pipeline import PipelineError
 FITS = ("squash", "crop", "pad")
 RESAMPLES = ("nearest", "bilinear", "bicubic", "lanczos", "box")
 BACKGROUND = (255, 255, 255)  # white: transparent stickers and clip-art are drawn to be seen on a white page
+DECODE_BUDGET = 256 * 2**20  # bytes one image may take while decoded and converted (serve decodes two at once)
 DRAFT_MARGIN = 1  # decode a JPEG down to the target size itself: 2x buys no accuracy for 25% more time (docs/ingest.md)
 # what a folder is searched for: the photo and web formats Pillow reads (a file named directly may be anything)
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".apng", ".gif", ".bmp", ".dib", ".webp", ".tif",
@@ -45,6 +49,10 @@ PLUGINS = {"JPEG": "Jpeg", "PNG": "Png", "GIF": "Gif", "BMP": "Bmp", "DIB": "Bmp
 FORMATS = tuple(PLUGINS)
 # what Pillow's decoders raise on malformed files, besides OSError for truncated data
 DECODE_ERRORS = (OSError, ValueError, SyntaxError, EOFError, struct.error, IndexError, TypeError, zlib.error)
+
+
+class TooLarge(PipelineError):
+    """An image refused for its size alone (serve answers 413)."""
 
 
 def load_image(path, size, fit="squash", resample="bilinear", draft=True, data=None):
@@ -60,6 +68,7 @@ def load_image(path, size, fit="squash", resample="bilinear", draft=True, data=N
             if draft:
                 reduce_jpeg(image, size)
             _check_pixels(path, image.size, Image.MAX_IMAGE_PIXELS)
+            _check_budget(path, image)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # e.g. "corrupt EXIF data": the pixels are still good
                 image.load()
@@ -109,8 +118,8 @@ def _open(path, data=None):
     except Image.DecompressionBombError as e:  # over twice MAX_IMAGE_PIXELS: not even opened; say it as below
         found = re.search(r"\((\d+) pixels\)", str(e))
         pixels = f"{found.group(1)} pixels" if found else "the image"
-        raise PipelineError(f"{path}: refused: {pixels} is over the limit of {Image.MAX_IMAGE_PIXELS} pixels, "
-                            "could be a decompression bomb") from None
+        raise TooLarge(f"{path}: refused: {pixels} is over the limit of {Image.MAX_IMAGE_PIXELS} pixels, "
+                       "could be a decompression bomb") from None
     except UnidentifiedImageError:
         raise PipelineError(f"{path}: {_sniff(path, data)}") from None
     except PermissionError as e:
@@ -137,8 +146,41 @@ def readable_formats():
 
 def _check_pixels(path, size, limit):
     if size[0] * size[1] > limit:
-        raise PipelineError(f"{path}: refused: {size[0]}x{size[1]} pixels is over the limit of {limit} pixels, "
-                            "could be a decompression bomb")
+        raise TooLarge(f"{path}: refused: {size[0]}x{size[1]} pixels is over the limit of {limit} pixels, "
+                       "could be a decompression bomb")
+
+
+def decode_bytes(image):
+    """The bytes an opened, not yet loaded image takes at the peak of load_image: its decoded pixels (Pillow
+    keeps 1, 2 or 4 bytes a pixel), a copy turned by its EXIF orientation, and to_rgb's conversions: four
+    images of 4 bytes a pixel alive at once to composite transparency, a float64 grey and two 8-bit ones for
+    16- and 32-bit grey, one RGB image (or the crop before the resize) otherwise."""
+    mode = image.mode
+    own = 1 if mode in ("1", "L", "P") else 2 if mode.startswith("I;16") else 4
+    if mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in image.info:
+        convert = 16
+    else:
+        convert = 10 if mode == "I" or mode.startswith("I;16") else 4
+    return image.size[0] * image.size[1] * (own + convert + own * _turned(image))
+
+
+def _turned(image):
+    """Whether exif_transpose will copy the image, from the EXIF orientation (0x0112) in its header (a PNG's
+    getexif would decode every pixel to look for EXIF after them: only the chunks already read count)."""
+    if image.format == "PNG":
+        exif = Image.Exif()
+        exif.load(image.info.get("exif", b""))
+    else:
+        exif = image.getexif()
+    return exif.get(0x0112, 1) not in (0, 1)
+
+
+def _check_budget(path, image):
+    cost = decode_bytes(image)
+    if cost > DECODE_BUDGET:
+        w, h = image.size
+        raise TooLarge(f"{path}: refused: decoding {w}x{h} {image.mode} pixels would take about {cost // 2**20} MiB, "
+                       f"over the budget of {DECODE_BUDGET // 2**20} MiB for one image")
 
 
 def _sniff(path, data=None):

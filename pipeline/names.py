@@ -8,6 +8,7 @@ A class name in a downloaded HDF5 or model file, or a file name in a user's fold
 - the model and dataset files: check_class_names refuses names that are empty, too long or hold control
   characters where they enter (list_classes of an HDF5 file, classes of a model.npz).
 """
+import os
 import re
 import unicodedata
 from pathlib import Path
@@ -31,7 +32,8 @@ def inside(folder, name):
     """folder / name, refusing a name that is not one plain file name inside folder (absolute, `..`, a
     separator): every file named from data is written through here."""
     path = Path(folder) / name
-    if Path(name).name != name or name in ("", ".", "..") or path.resolve().parent != Path(folder).resolve():
+    if Path(name).name != name or name in ("", ".", "..") or \
+            os.path.dirname(os.path.realpath(path)) != os.path.realpath(folder):  # realpath: a link loop is no error
         raise PipelineError(f"{printable(name)}: refused: a file name from data must stay inside {folder}")
     return path
 

@@ -1,12 +1,11 @@
 """report.html for a run folder (and for a folder of runs, a sweep), plus its pictures as standalone files."""
-import csv
+import os
 from pathlib import Path
 
 import numpy as np
 
-from pipeline import PipelineError, data, page, story
-from pipeline.artifacts import load_model, read_costs, read_json, read_metrics, read_run
-from pipeline.config import load_config
+from pipeline import PipelineError, data, page, runfiles, story
+from pipeline.artifacts import load_model, read_costs, read_metrics, read_record, read_run, run_config
 from pipeline.curves import auc, average_precision, both_classes, pr_curve, roc_curve
 from pipeline.explain import report_section
 from pipeline.files import png_bytes, write_bytes, write_png, write_text
@@ -29,15 +28,15 @@ def write_report(folder, overrides=()):
     folder = Path(folder)
     if not folder.is_dir():
         raise PipelineError(f"{folder}: no such folder")
-    if (folder / "config.yaml").is_file():
-        return write_run_report(folder, config=load_config(folder / "config.yaml", overrides))
+    if os.path.lexists(folder / "config.yaml"):  # a pipe or a link out is refused as such by run_config
+        return write_run_report(folder, config=run_config(folder, overrides))
     runs = run_folders(folder)
     if not runs:
         raise PipelineError(f"{folder}: not a run folder (no config.yaml) nor a sweep folder (no run folders in it)")
     if not any((folder / name).is_file() for name in ("sweep.yaml", "summary.csv")):  # e.g. runs/ itself
         raise PipelineError(f"{folder}: a folder of runs, not a sweep (no sweep.yaml); report one run, e.g. "
                             f"{runs[-1]}, or compare several with `compare`")
-    return write_sweep_report(folder, load_config(runs[0] / "config.yaml", overrides).report.cost_scale)
+    return write_sweep_report(folder, run_config(runs[0], overrides).report.cost_scale)
 
 
 def write_run_report(run_dir, splits=None, config=None, record=None, test_logits=None):
@@ -49,12 +48,12 @@ def write_run_report(run_dir, splits=None, config=None, record=None, test_logits
     test_logits (1, m) are the saved model's on the test images when the caller has them (evaluate computed them).
     """
     run_dir = Path(run_dir)
-    config = config or load_config(run_dir / "config.yaml")
-    if record is None and (run_dir / "run.json").is_file():
-        record = read_json(run_dir / "run.json")
+    config = config or run_config(run_dir)
+    if record is None and os.path.lexists(run_dir / "run.json"):
+        record = read_record(run_dir)
     training = (record or {}).get("training")
     training = training if isinstance(training, dict) else {}
-    model = load_model(run_dir / "model.npz")
+    model = load_model(run_dir)  # the folder: its model.npz must be a file of it
     metrics = read_metrics(run_dir / "metrics.json")
     iterations, costs, val_costs = read_costs(run_dir / "costs.csv", config.report.cost_scale == "log", True)
     if splits is None:
@@ -151,7 +150,7 @@ def _provenance(run_dir, record=None):
     path = Path(run_dir) / "run.json"
     if record is None and not path.is_file():
         return page.paragraph(f"No run.json in {run_dir}: this run's provenance was not recorded.")
-    r = record if record is not None else read_json(path)
+    r = record if record is not None else read_record(run_dir)
     commit = r.get("git_commit")
     code = f"catneuron {r.get('versions', {}).get('catneuron', '?')}, " + (
         f"git commit {commit}" + (" with uncommitted changes" if r.get("git_dirty") else "") if commit
@@ -236,9 +235,9 @@ def write_sweep_report(sweep_dir, cost_scale=None):
     runs = run_folders(sweep_dir) if sweep_dir.is_dir() else []
     if not runs:
         raise PipelineError(f"{sweep_dir}: no run folders (with config.yaml and costs.csv) in it")
-    settings = {run: load_config(run / "config.yaml").flat() for run in runs}
+    settings = {run: run_config(run).flat() for run in runs}
     varying = [k for k in settings[runs[0]] if len({str(s[k]) for s in settings.values()}) > 1]
-    cost_scale = cost_scale or load_config(runs[0] / "config.yaml").report.cost_scale
+    cost_scale = cost_scale or settings[runs[0]]["report.cost_scale"]
     if cost_scale not in ("linear", "log"):
         raise PipelineError(f"{sweep_dir}: cost_scale must be linear or log, got {cost_scale!r}")
     costs = {run: read_costs(run / "costs.csv", cost_scale == "log") for run in runs}
@@ -261,8 +260,7 @@ def write_sweep_report(sweep_dir, cost_scale=None):
 
 
 def _read_table(path):
-    with open(path, newline="", encoding="utf-8") as f:
-        rows = list(csv.reader(f))
+    rows = runfiles.read_csv(path)
     if not rows:
         raise PipelineError(f"{path}: empty; expected a header row")
     return rows[0], rows[1:]

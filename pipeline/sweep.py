@@ -15,13 +15,14 @@ import csv
 import io
 import itertools
 import math
+import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
-from pipeline import PipelineError
+from pipeline import PipelineError, runfiles
 from pipeline.artifacts import read_run
 from pipeline.config import Config, check_key, dump_config, load_experiment, with_values
 from pipeline.files import write_text
@@ -59,8 +60,9 @@ class Point:
 def sweep_file(sweep_dir):
     """The resolved config of the sweep in sweep_dir, refusing a folder that is not a sweep."""
     path = Path(sweep_dir) / SWEEP_FILE
-    if not path.is_file():
+    if not os.path.lexists(path):
         raise PipelineError(f"{sweep_dir}: not a sweep folder (no {SWEEP_FILE})")
+    runfiles.check(path)  # a file of the sweep folder: a link out of it is refused (the config loader does the rest)
     return path
 
 
@@ -127,6 +129,7 @@ def run(sweep_dir, points, data, jobs=1, overrides=(), config_file=None, on_done
     sweep_dir = Path(sweep_dir)
     status = {p.name: "done" if (sweep_dir / p.name / "run.json").is_file() else "pending" for p in points}
     todo = [p for p in points if status[p.name] != "done"]
+    _check_leftovers(sweep_dir, todo)
     tasks = [(p, sweep_dir, [*overrides, *(f"{k}={v}" for k, v in p.values.items())], config_file) for p in todo]
     errors, pool = {}, None
     try:
@@ -162,6 +165,19 @@ def run(sweep_dir, points, data, jobs=1, overrides=(), config_file=None, on_done
         name, error = next(iter(errors.items()))
         raise PointsFailed(f"{sweep_dir}: {len(errors)} of {len(points)} runs failed; {name}: {error}", rows)
     return rows
+
+
+def _check_leftovers(sweep_dir, todo):
+    """Refuse, before any point starts, a <point>.incomplete that an interrupted sweep did not leave (a link,
+    a file, a pipe): it is removed and replaced when its point runs again, and only a folder of ours may be."""
+    for p in todo:
+        folder = sweep_dir / (p.name + INCOMPLETE)
+        if os.path.lexists(folder) and (folder.is_symlink() or not folder.is_dir()):
+            raise PipelineError(f"{folder}: refused: not the folder of an interrupted point (a link or a file); "
+                                "remove it and resume again")
+        if os.path.lexists(sweep_dir / p.name):  # a point's folder is a finished run, renamed once run.json was written
+            raise PipelineError(f"{sweep_dir / p.name}: refused: not a finished run (its run.json is not a file); "
+                                "remove it and resume again")
 
 
 _DATA = {}  # DataConfig -> (train, test) Datasets, loaded once by the parent
