@@ -77,9 +77,9 @@ def write_run_report(run_dir, splits=None, config=None, record=None, test_logits
 
     (tn, fp), (fn, tp) = metrics["test"]["confusion"]
     lr = training.get("learning_rate", config.train.learning_rate)  # the rate used; "auto" for an old run
-    rate = lr if isinstance(lr, str) else f"{lr:.4g}" + " (auto)" * (config.train.learning_rate == "auto")
-    glance = (f"{config.train.num_iterations} iterations at learning rate {rate}{_stopping(training)}: "
-              f"cost {page.number(costs[0])} to {page.number(costs[-1])}. "
+    rate = lr if isinstance(lr, str) or lr is None else f"{lr:.4g}" + " (auto)" * (config.train.learning_rate == "auto")
+    how = _lbfgs(training) or f"{config.train.num_iterations} iterations at learning rate {rate}{_stopping(training)}"
+    glance = (f"{how}: cost {page.number(costs[0])} to {page.number(costs[-1])}. "
               f"Train accuracy {page.percent(metrics['train']['accuracy'])}, "
               f"test accuracy {page.percent(metrics['test']['accuracy'])}: {fn} {model.classes[1]} images missed and "
               f"{fp} {model.classes[0]} images taken for {model.classes[1]}, out of {tn + fp + fn + tp}."
@@ -89,6 +89,7 @@ def write_run_report(run_dir, splits=None, config=None, record=None, test_logits
         f"Run {run_dir.name}",
         page.section("overview", "Overview", page.paragraph(glance, "glance"), _metrics_table(metrics, auc_row)),
         page.section("cost", "How training went: the cost curve", page.svg_img(svg(cost), "cost by iteration")),
+        *_l2_section(run_dir, training.get("l2_path")),
         mistakes,
         page.section("weights", "What the neuron learned: the weights w as an image",
                      page.img(weights, "image/png", "weights as an image", css_class="pixels"),
@@ -146,6 +147,37 @@ def _stopping(training):
         return ""
     stop = f"stopped at iteration {training['stopped_at']}, " if training.get("stopped_at") is not None else ""
     return f" ({stop}weights of iteration {training['best_iteration']}, the lowest validation cost)"
+
+
+def _lbfgs(training):
+    """The glance line's words on an L-BFGS fit (and the l2 path), or "" for gradient descent."""
+    if training.get("solver") != "lbfgs" or "converged" not in training:
+        return ""
+    from pipeline.l2path import sentence
+
+    l2 = f"l2 = {training['l2']:.4g}" + (" (auto: the lowest validation cost of the path below)"
+                                         if training.get("l2_auto") else "")
+    return f"L-BFGS at {l2}, {sentence(training)}, {training['passes']} passes over the data"
+
+
+def _l2_section(run_dir, path):
+    """The chart of l2 auto's path (validation cost by l2, the chosen one marked), written as l2_path.svg."""
+    if not path:
+        return []
+    xs, ys = [np.log10(p["l2"]) for p in path], [p["validation_cost"] for p in path]
+    chosen = next(p for p in path if p["chosen"])
+    x = np.log10(chosen["l2"])
+    chart = svg(line_chart([("", xs, ys)], f"Validation cost by l2 (dashed: the chosen l2 = {chosen['l2']:.4g})",
+                           "log10 of l2 (stronger regularisation to the right)", "validation cost",
+                           reference=((x, min(ys)), (x, max(ys))), size=SMALL))
+    write_text(run_dir / "l2_path.svg", chart)
+    rows = [(page.number(p["l2"]), str(p["iterations"]), "yes" if p["converged"] else "no",
+             page.number(p["train_cost"]), page.number(p["validation_cost"]),
+             page.percent(p["validation_accuracy"]), "chosen" * p["chosen"]) for p in path]
+    table = page.table(("l2", "iterations", "converged", "train cost", "validation cost", "validation accuracy", ""),
+                       rows, numeric=range(0, 6))
+    return [page.section("l2", "The regularisation chosen on validation (train.l2 auto)",
+                         page.svg_img(chart, "validation cost by l2"), table)]
 
 
 def _untrained(training):

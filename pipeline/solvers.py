@@ -42,13 +42,22 @@ def choose_solver(m, n_x, num_iterations, itemsize=8, available=None):
     return "gram" if gram_work < primal_work and m * m * itemsize <= available / 4 else "primal"
 
 
+def checked(i, every):
+    """Whether iteration i is one where monitor (early stopping) sees the parameters: every print_every
+    iterations from 0, and before the first of those at 1, 2, 5, 10, 20, 50, ... (a descent's fastest change is
+    in its first steps: checking only at print_every could stop a small dataset at iteration 0)."""
+    if i % every == 0:
+        return True
+    return i < every and str(i).rstrip("0") in ("1", "2", "5")
+
+
 def descend(gradient, params, train_config, on_cost=None, on_step=None, monitor=None):
     """Full-batch gradient descent as pipeline.model.optimize does it, on any parameters.
 
     gradient(params) returns (grads, cost), grads keyed like params; arrays are updated in place. Returns
     the costs recorded every print_every iterations from iteration 0; on_cost(i, cost) and on_step(i) as in
-    optimize. monitor(i, params), if given, sees the parameters of each recorded cost (before their update);
-    it returning True stops the descent there (early stopping).
+    optimize. monitor(i, params), if given, sees the parameters (before their update) at the iterations
+    `checked` names; it returning True stops the descent there (early stopping).
     """
     lr, every = train_config.learning_rate, train_config.print_every
     check, costs = DivergenceCheck(lr), []
@@ -59,8 +68,8 @@ def descend(gradient, params, train_config, on_cost=None, on_step=None, monitor=
             costs.append(cost)
             if on_cost:
                 on_cost(i, cost)
-            if monitor and monitor(i, params):
-                break
+        if monitor and checked(i, every) and monitor(i, params):
+            break
         for key, g in grads.items():
             params[key] -= lr * g
         if on_step:
@@ -254,8 +263,8 @@ def gram(X, Y, train_config, on_cost=None, on_step=None, monitor=None, weights=N
             costs.append(cost)
             if on_cost:
                 on_cost(i, cost)
-            if monitor and monitor(i, X @ alpha.T, float(params[0, m])):
-                break
+        if monitor and checked(i, train_config.print_every) and monitor(i, X @ alpha.T, float(params[0, m])):
+            break
         np.subtract(Z, softplus, out=dZ)
         np.exp(dZ, out=dZ)
         dZ -= Y  # A - Y

@@ -126,8 +126,9 @@ def step_size(curvature_of, train_config, log=None):
 
 # what train says when early stopping keeps iteration 0 (w = 0, b = 0)
 UNTRAINED = ("warning: early stopping kept iteration 0, where the validation cost was lowest: the saved model is the "
-             "untrained starting point (p = 0.5 for every image); try a lower train.print_every (validation is "
-             "checked every print_every iterations), more images, or train.early_stopping: false")
+             "untrained starting point (p = 0.5 for every image), as validation got worse from the first steps "
+             "(checked at iterations 1, 2, 5, 10, 20, 50, ... and every print_every); try more images, "
+             "train.solver lbfgs with train.l2 auto, or train.early_stopping: false")
 
 
 def class_weights(Y):
@@ -138,22 +139,27 @@ def class_weights(Y):
 
 
 class Validation:
-    """The monitor of early stopping: at each recorded iteration, the validation cost (log loss) of the
-    current w (n_x, 1) and b; keeps the weights of the lowest one, and says stop after patience recorded
-    iterations without a lower one (patience None: never)."""
+    """The monitor of early stopping: at each iteration it is called for (solvers.checked), the validation cost
+    (log loss) of the current w (n_x, 1) and b; keeps the weights of the lowest one, and says stop after patience
+    checks every `every` iterations without a lower one (patience None: never). The finer checks before the
+    first `every` only offer weights: they do not count towards patience (the first steps may overshoot)."""
 
-    def __init__(self, X, Y, patience=None):
-        self.X, self.Y, self.patience = X, Y, patience  # X (n_x, m_val) float64, Y (1, m_val)
-        self.costs, self.best, self.best_iteration, self.since, self.stopped = [], np.inf, None, 0, None
+    def __init__(self, X, Y, patience=None, every=1):
+        self.X, self.Y, self.patience, self.every = X, Y, patience, every  # X (n_x, m_val) float64, Y (1, m_val)
+        self.costs, self.best, self.best_iteration, self.since, self.stopped = {}, np.inf, None, 0, None
         self.w = self.b = None
+
+    def costs_at(self, iterations):
+        """The validation costs of the given checked iterations (those costs.csv records)."""
+        return [self.costs[i] for i in iterations]
 
     def __call__(self, i, w, b):
         cost = cross_entropy(w.astype(np.float64).T @ self.X + b, self.Y)
-        self.costs.append(cost)
+        self.costs[i] = cost
         if cost < self.best:
             self.best, self.best_iteration, self.since = cost, i, 0
             self.w, self.b = w.astype(np.float64, copy=True), float(b)
-        else:
+        elif i % self.every == 0:
             self.since += 1
         if self.patience is not None and self.since >= self.patience:
             self.stopped = i
@@ -271,7 +277,7 @@ def train(config, train_set, test_set, name, run_dir=None, on_cost=None, on_step
             model = dataclasses.replace(model, threshold=threshold)
         write_text(run_dir / "config.yaml", dump_config(config))
         save_model(run_dir / "model.npz", model)
-        write_text(run_dir / "costs.csv", costs_csv(result.iterations, costs, monitor and monitor.costs))
+        write_text(run_dir / "costs.csv", costs_csv(result.iterations, costs, monitor and monitor.costs_at(result.iterations)))
         logits = {} if logits is None else logits  # each split's Z (1, m): computed once, reused by the report
         metrics = evaluate(model, train_set, test_set, run_dir, config.evaluate.enlarge, val_set, logits)
         if path:
@@ -316,7 +322,8 @@ def _fit(train_config, X, Y, weights, val, on_cost, on_step, log):
     def validation():
         if val is None:
             return None
-        return Validation(*val, train_config.patience if train_config.early_stopping else None)
+        return Validation(*val, train_config.patience if train_config.early_stopping else None,
+                          train_config.print_every)
 
     with engine(X, Y, train_config, weights) as run:  # on Dask, one cluster for L and the descent
         if train_config.solver == "lbfgs" and train_config.l2 == "auto":

@@ -403,10 +403,12 @@ def test_gram_primal_and_streaming_agree_with_auto_rate_early_stopping_and_class
     assert 0 < gram_training["best_iteration"] < gram_training["stopped_at"] < 2980
 
 
-@pytest.mark.parametrize("seed, untrained", [(2, True), (0, False)])
+@pytest.mark.parametrize("seed, untrained", [(4, True), (2, False)])
 def test_early_stopping_that_keeps_iteration_0_says_the_model_is_untrained(tmp_path, seed, untrained):
     """Labels that are noise: on one draw the validation cost is lowest before any step (the zeros), which
-    train warns about (even with --quiet) and the report says; on another draw it is not, and neither says it."""
+    train warns about (even with --quiet) and the report says; on another draw it is lowest after a few steps,
+    found by the finer checks before the first print_every (checking every 100 iterations only kept iteration 0
+    there), and neither says it."""
     from tests.test_data import write_split
 
     rng = np.random.default_rng(seed)
@@ -421,9 +423,11 @@ def test_early_stopping_that_keeps_iteration_0_says_the_model_is_untrained(tmp_p
     best = json.loads((tmp_path / "run" / "run.json").read_text())["training"]["best_iteration"]
     model = load_model(tmp_path / "run" / "model.npz")
     warning = ("warning: early stopping kept iteration 0, where the validation cost was lowest: the saved model is "
-               "the untrained starting point (p = 0.5 for every image); try a lower train.print_every (validation "
-               "is checked every print_every iterations), more images, or train.early_stopping: false")
+               "the untrained starting point (p = 0.5 for every image), as validation got worse from the first steps "
+               "(checked at iterations 1, 2, 5, 10, 20, 50, ... and every print_every); try more images, "
+               "train.solver lbfgs with train.l2 auto, or train.early_stopping: false")
     sentence = "Early stopping kept iteration 0: this model is the untrained starting point (p = 0.5 for every image)."
     report = (tmp_path / "run" / "report.html").read_text()
     assert (best == 0) == untrained and (not model.w.any() and model.b == 0) == untrained
+    assert untrained or best in (1, 2, 5, 10, 20, 50)
     assert (warning in result.stderr) == untrained and (sentence in report) == untrained
