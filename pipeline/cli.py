@@ -123,7 +123,7 @@ def cmd_train(args):
 
 
 def cmd_evaluate(args):
-    from pipeline.artifacts import latest_run, load_model
+    from pipeline.artifacts import latest_run, load_model, read_json
     from pipeline.evaluate import evaluate
     from pipeline.report import write_run_report
     from pipeline.train import load_splits
@@ -140,7 +140,9 @@ def cmd_evaluate(args):
         model = dataclasses.replace(model, threshold=config.evaluate.threshold)
     train_set, val_set, test_set = load_splits(config, **_prepare_options(args))
     logits = {}  # each split's Z (1, m), computed once
-    evaluate(model, train_set, test_set, run_dir, config.evaluate.enlarge, val_set, logits)
+    path = read_json(run_dir / "run.json").get("training", {}).get("l2_path") if (run_dir / "run.json").is_file() \
+        else None  # train.l2 auto's path: what training chose, kept in metrics.json
+    evaluate(model, train_set, test_set, run_dir, config.evaluate.enlarge, val_set, logits, path)
     write_run_report(run_dir, (train_set, test_set), config, test_logits=logits["test"])
     _print_accuracies(model, (train_set, test_set), logits)
     info(f"rewrote {run_dir / 'metrics.json'}, {run_dir / 'misclassified'} and {run_dir / 'report.html'}")

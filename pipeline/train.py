@@ -1,7 +1,6 @@
 """The train stage: data -> features -> gradient descent -> a run folder with model, costs, metrics and report."""
 import contextlib
 import dataclasses
-import json
 import shutil
 import time
 import types
@@ -279,10 +278,7 @@ def train(config, train_set, test_set, name, run_dir=None, on_cost=None, on_step
         save_model(run_dir / "model.npz", model)
         write_text(run_dir / "costs.csv", costs_csv(result.iterations, costs, monitor and monitor.costs_at(result.iterations)))
         logits = {} if logits is None else logits  # each split's Z (1, m): computed once, reused by the report
-        metrics = evaluate(model, train_set, test_set, run_dir, config.evaluate.enlarge, val_set, logits)
-        if path:
-            metrics["l2_path"] = path
-            write_text(run_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
+        metrics = evaluate(model, train_set, test_set, run_dir, config.evaluate.enlarge, val_set, logits, path)
         training = {"solver": config.train.solver, "learning_rate": lr,
                     "learning_rate_auto": config.train.learning_rate == "auto",
                     "stability_limit": None if L is None else 2 / L, "stopped_at": monitor and monitor.stopped,
