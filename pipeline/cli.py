@@ -107,9 +107,10 @@ def cmd_audit(args):
 
 
 def cmd_train(args):
-    from pipeline.train import load_splits, train
+    from pipeline.train import check_choices, load_splits, train
 
     config = load_config(args.config, args.set)
+    check_choices(config.train, config.data.val_fraction > 0)  # before preparing a folder: train checks again
     train_set, val_set, test_set = load_splits(config, **_prepare_options(args))
     n = config.train.num_iterations
     logits = {}  # each split's Z (1, m), computed once by train's evaluation
