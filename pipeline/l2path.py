@@ -2,7 +2,7 @@
 
 A path of L-BFGS fits from strong to weak L2, each started from the previous one's weights (warm start: the
 optimum moves little from one l2 to the next, so each fit takes few iterations). Each fit is scored by its
-validation log loss; the lowest wins. The path stops early once the validation cost has risen twice in a row:
+validation log loss; the lowest wins and is finished to train.tol. The path stops early once the validation cost has risen twice in a row:
 past the best, weaker regularisation only fits the training images more closely (docs/training.md).
 """
 import math
@@ -10,6 +10,9 @@ import math
 # l2 / m, from strong to weak: J = mean loss + (l2/m)/2 ||w||^2, so l2/m is the regularisation per example
 # and the same grid suits any m. 10 shrinks w to almost nothing on pixels in [0, 1]; 1e-6 is almost none.
 GRID = tuple(10.0 ** k for k in range(1, -7, -1))  # 8 values: 10, 1, 0.1, ..., 1e-6
+# the path's fits stop at this gradient tolerance (scikit-learn's default tol): enough to rank them; the chosen
+# one is then finished to train.tol from where it stopped (pipeline/train.py _l2_auto)
+PATH_TOL = 1e-4
 
 
 def grid(m):

@@ -288,8 +288,6 @@ def train(config, train_set, test_set, name, run_dir=None, on_cost=None, on_step
                     **{key: result.ended[key] for key in ("converged", "iterations", "grad_norm", "passes", "stop")},
                     "tol": config.train.tol, "l2": next((p["l2"] for p in path if p["chosen"]), config.train.l2),
                     "l2_auto": config.train.l2 == "auto", "l2_path": path}
-        if path:
-            training["passes"] = sum(point["passes"] for point in path)  # the whole path's passes over the data
         record = {**provenance(config, overrides, config_file, started, time.perf_counter() - clock),
                   "training": training}
         # its Provenance section shows record
@@ -323,18 +321,7 @@ def _fit(train_config, X, Y, weights, val, on_cost, on_step, log):
 
     with engine(X, Y, train_config, weights) as run:  # on Dask, one cluster for L and the descent
         if train_config.solver == "lbfgs" and train_config.l2 == "auto":
-            def fit_at(l2, start):
-                monitor = validation()
-                return run.fit(dataclasses.replace(train_config, l2=l2), None, None, monitor, start), monitor
-
-            def score(w, b):
-                Z = w.T @ val[0] + b  # (1, m_val)
-                return cross_entropy(Z, val[1]), float(np.mean((Z > 0) == (val[1] == 1)))
-
-            best, path, (result, monitor) = l2path.choose(fit_at, score, Y.shape[1], log)
-            for k, point in enumerate(path):
-                point["chosen"] = k == best
-            log and log(f"l2: auto = {path[best]['l2']:.4g}, the lowest validation cost of {len(path)} fits")
+            result, monitor, path = _l2_auto(run, train_config, val, validation, Y.shape[1], log)
             return result, monitor, None, None, path
         monitor = validation()
         if train_config.solver == "lbfgs":
@@ -354,6 +341,29 @@ def _fit(train_config, X, Y, weights, val, on_cost, on_step, log):
         ended = descent_ended(run.gradient(train_config.l2), result._replace(w=final[0], b=final[1]),
                               train_config, stopped)
         return result._replace(ended=ended), monitor, lr, L, []
+
+
+def _l2_auto(run, train_config, val, validation, m, log):
+    """train.l2 auto on an engine run: the path (l2path.choose) with its fits stopped at l2path.PATH_TOL, then the
+    chosen fit finished to train.tol from its weights. Returns (that Fit, its Validation monitor, the path)."""
+    path_config = dataclasses.replace(train_config, tol=max(train_config.tol, l2path.PATH_TOL))
+
+    def fit_at(l2, start):
+        return run.fit(dataclasses.replace(path_config, l2=l2), None, None, None, start), None
+
+    def score(w, b):
+        Z = w.T @ val[0] + b  # (1, m_val)
+        return cross_entropy(Z, val[1]), float(np.mean((Z > 0) == (val[1] == 1)))
+
+    best, path, (found, _) = l2path.choose(fit_at, score, m, log)
+    for k, point in enumerate(path):
+        point["chosen"] = k == best
+    monitor, l2 = validation(), path[best]["l2"]
+    result = run.fit(dataclasses.replace(train_config, l2=l2), None, None, monitor, (found.w, found.b))
+    log and log(f"l2: auto = {l2:.4g}, the lowest validation cost of {len(path)} fits; from there, L-BFGS "
+                f"{l2path.sentence(result.ended)} (largest gradient component {result.ended['grad_norm']:.2g})")
+    passes = result.ended["passes"] + sum(point["passes"] for point in path)  # the whole path's
+    return result._replace(ended={**result.ended, "passes": passes}), monitor, path
 
 
 def costs_csv(iterations, costs, validation_costs=None):

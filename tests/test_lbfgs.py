@@ -128,9 +128,9 @@ def test_the_folder_defaults_converge_and_score_on_the_test_folder(default_run):
     assert metrics["test"]["count"] == 60 and metrics["test"]["accuracy"] >= 0.99
     assert training["converged"] is True and training["solver"] == "lbfgs" and training["l2_auto"] is True
     assert {"iterations", "grad_norm", "passes"} <= set(training) and training["grad_norm"] <= 1e-5
-    assert f"l2: auto = {training['l2']:.4g}, the lowest validation cost of {len(training['l2_path'])} fits" \
-        in result.stderr
-    assert result.stderr.count("converged after ") == len(training["l2_path"])
+    assert f"l2: auto = {training['l2']:.4g}, the lowest validation cost of {len(training['l2_path'])} fits; " \
+        "from there, L-BFGS converged after " in result.stderr
+    assert result.stderr.count("converged after ") == len(training["l2_path"]) + 1
     assert "L-BFGS at l2 = " in (run / "report.html").read_text()
 
 
@@ -145,10 +145,11 @@ def test_l2_auto_keeps_the_lowest_validation_cost_of_a_path_from_strong_to_weak(
     costs = [p["validation_cost"] for p in path]
     chosen = [p for p in path if p["chosen"]]
     assert len(chosen) == 1 and chosen[0]["validation_cost"] == min(costs) and chosen[0]["l2"] == training["l2"]
-    assert metrics["validation"]["log_loss"] == pytest.approx(min(costs), rel=1e-9)  # the model is the chosen fit
+    # the model is the chosen fit, finished from train.tol's 1e-4 of the path to 1e-6
+    assert metrics["validation"]["log_loss"] == pytest.approx(min(costs), abs=1e-3)
     if len(path) < len(GRID):  # stopped early: worse twice in a row
         assert costs[-3] < costs[-2] < costs[-1]
-    assert training["passes"] == sum(p["passes"] for p in path)
+    assert training["passes"] > sum(p["passes"] for p in path)  # the path's, and the chosen fit finished
     assert all(p["converged"] and 0 <= p["validation_accuracy"] <= 1 for p in path)
     assert path[-1]["iterations"] < path[0]["iterations"] + 50  # warm started: no fit starts over
     report = (run / "report.html").read_text()
@@ -156,13 +157,14 @@ def test_l2_auto_keeps_the_lowest_validation_cost_of_a_path_from_strong_to_weak(
     assert "the chosen l2" in (run / "l2_path.svg").read_text()
 
 
-def test_costs_csv_ends_on_the_final_objective_of_the_chosen_fit(default_run):
+def test_costs_csv_holds_the_chosen_fit_finished_from_where_the_path_stopped(default_run):
     run, _ = default_run
     with open(run / "costs.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     training = json.loads((run / "run.json").read_text())["training"]
     chosen = next(p for p in training["l2_path"] if p["chosen"])
-    assert int(rows[-1]["iteration"]) == chosen["iterations"] and float(rows[-1]["cost"]) == chosen["train_cost"]
+    assert float(rows[0]["cost"]) == pytest.approx(chosen["train_cost"], rel=1e-12)  # from where the path stopped
+    assert int(rows[-1]["iteration"]) == training["iterations"] and float(rows[-1]["cost"]) <= chosen["train_cost"]
     assert all(int(r["iteration"]) % 100 == 0 for r in rows[:-1]) and "validation_cost" in rows[0]
 
 
