@@ -120,4 +120,8 @@ def print_table(course_dir):
 
 
 if __name__ == "__main__":
-    print_table(sys.argv[1] if len(sys.argv) > 1 else "data/raw")
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("data", nargs="?", default="data/raw", help="folder with the course's HDF5 files")
+    print_table(parser.parse_args().data)
