@@ -177,6 +177,9 @@ def descend_on(gradient, n_x, train_config, on_cost=None, on_step=None, monitor=
 # (sklearn/linear_model/_logistic.py): the cost can no longer move in float64, whatever the gradient says
 FTOL = 64 * np.finfo(float).eps
 STOPS = {0: "converged", 1: "iteration limit", 2: "line search failed"}
+# steps L-BFGS remembers (scipy's and scikit-learn's default is 10): on 1,500 64x64 images, 30 takes 40 % fewer
+# iterations; each costs 2 x 30 vectors of n_x + 1 floats more, and time that is small beside a pass over X
+MEMORY = 30
 
 
 def lbfgs(gradient, n_x, train_config, on_cost=None, on_step=None, monitor=None, start=None):
@@ -220,7 +223,8 @@ def lbfgs(gradient, n_x, train_config, on_cost=None, on_step=None, monitor=None,
     done = []
     result = minimize(objective, theta, jac=True, method="L-BFGS-B", callback=callback,
                       options={"maxiter": train_config.num_iterations, "gtol": train_config.tol, "ftol": FTOL,
-                               "maxfun": 20 * train_config.num_iterations + 20, "maxls": 50})
+                               "maxfun": 20 * train_config.num_iterations + 20, "maxls": 50,
+                               "maxcor": MEMORY})
     if not iterations or iterations[-1] != result.nit:
         record(result.nit, result.x, float(result.fun))
     stop = STOPS.get(result.status, "stopped")
