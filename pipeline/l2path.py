@@ -2,8 +2,9 @@
 
 A path of L-BFGS fits from strong to weak L2, each started from the previous one's weights (warm start: the
 optimum moves little from one l2 to the next, so each fit takes few iterations). Each fit is scored by its
-validation log loss; the lowest wins and is finished to train.tol. The path stops early once the validation cost has risen twice in a row:
-past the best, weaker regularisation only fits the training images more closely (docs/training.md).
+validation log loss; the lowest wins and is finished to train.tol. The path stops early once the validation
+cost has risen twice in a row: past the best, weaker regularisation only fits the training images more closely
+(docs/training.md).
 """
 import math
 
@@ -21,18 +22,18 @@ def grid(m):
 
 
 def choose(fit_at, score, m, log=None):
-    """The path: fit_at(l2, start) -> (Fit, anything kept with it) fits from start (None: zeros; else the
-    previous fit's (w, b)), score(w, b) -> (validation cost, validation accuracy). Returns (index of the
-    chosen point, the path as dicts, the chosen (Fit, kept)).
+    """The path: fit_at(l2, start) -> pipeline.train.Fit fits from start (None: zeros; else the previous fit's
+    (w, b)), score(w, b) -> (validation cost, validation accuracy). Returns (index of the chosen point, the
+    path as dicts, the chosen Fit).
     """
     path, fits, start = [], [], None
     for l2 in grid(m):
-        result, kept = fit_at(l2, start)
+        result = fit_at(l2, start)
         cost, accuracy = score(result.w, result.b)
         path.append({"l2": l2, "iterations": result.ended["iterations"], "converged": result.ended["converged"],
                      "passes": result.ended["passes"], "train_cost": result.costs[-1], "validation_cost": cost,
                      "validation_accuracy": accuracy})
-        fits.append((result, kept))
+        fits.append(result)
         log and log(f"l2 {l2:.4g}: {sentence(result.ended)}, validation cost {cost:.6f}")
         start = (result.w, result.b)
         if len(path) >= 3 and path[-1]["validation_cost"] > path[-2]["validation_cost"] > path[-3]["validation_cost"]:

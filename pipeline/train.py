@@ -276,7 +276,8 @@ def train(config, train_set, test_set, name, run_dir=None, on_cost=None, on_step
             model = dataclasses.replace(model, threshold=threshold)
         write_text(run_dir / "config.yaml", dump_config(config))
         save_model(run_dir / "model.npz", model)
-        write_text(run_dir / "costs.csv", costs_csv(result.iterations, costs, monitor and monitor.costs_at(result.iterations)))
+        validation_costs = monitor and monitor.costs_at(result.iterations)
+        write_text(run_dir / "costs.csv", costs_csv(result.iterations, costs, validation_costs))
         logits = {} if logits is None else logits  # each split's Z (1, m): computed once, reused by the report
         metrics = evaluate(model, train_set, test_set, run_dir, config.evaluate.enlarge, val_set, logits, path)
         training = {"solver": config.train.solver, "learning_rate": lr,
@@ -349,13 +350,13 @@ def _l2_auto(run, train_config, val, validation, m, log):
     path_config = dataclasses.replace(train_config, tol=max(train_config.tol, l2path.PATH_TOL))
 
     def fit_at(l2, start):
-        return run.fit(dataclasses.replace(path_config, l2=l2), None, None, None, start), None
+        return run.fit(dataclasses.replace(path_config, l2=l2), None, None, None, start)
 
     def score(w, b):
         Z = w.T @ val[0] + b  # (1, m_val)
         return cross_entropy(Z, val[1]), float(np.mean((Z > 0) == (val[1] == 1)))
 
-    best, path, (found, _) = l2path.choose(fit_at, score, m, log)
+    best, path, found = l2path.choose(fit_at, score, m, log)
     for k, point in enumerate(path):
         point["chosen"] = k == best
     monitor, l2 = validation(), path[best]["l2"]
