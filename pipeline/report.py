@@ -79,7 +79,7 @@ def write_run_report(run_dir, splits=None, config=None, record=None, test_logits
     lr = training.get("learning_rate", config.train.learning_rate)  # the rate used; "auto" for an old run
     rate = lr if isinstance(lr, str) or lr is None else f"{lr:.4g}" + " (auto)" * (config.train.learning_rate == "auto")
     how = _lbfgs(training) or f"{config.train.num_iterations} iterations at learning rate {rate}{_stopping(training)}"
-    glance = (f"{how}: cost {page.number(costs[0])} to {page.number(costs[-1])}. "
+    glance = (f"{how}: cost {page.number(costs[0])} to {page.number(costs[-1])}.{_descent_end(training)} "
               f"Train accuracy {page.percent(metrics['train']['accuracy'])}, "
               f"test accuracy {page.percent(metrics['test']['accuracy'])}: {fn} {model.classes[1]} images missed and "
               f"{fp} {model.classes[0]} images taken for {model.classes[1]}, out of {tn + fp + fn + tp}."
@@ -158,6 +158,16 @@ def _lbfgs(training):
     l2 = f"l2 = {training['l2']:.4g}" + (" (auto: the lowest validation cost of the path below)"
                                          if training.get("l2_auto") else "")
     return f"L-BFGS at {l2}, {sentence(training)}, {training['passes']} passes over the data"
+
+
+def _descent_end(training):
+    """The glance line's sentence on how gradient descent ended (run.json's converged, from train.tol)."""
+    if training.get("solver") == "lbfgs" or not isinstance(training.get("converged"), bool):
+        return ""
+    from pipeline.l2path import sentence
+
+    return (f" Gradient descent {sentence(training)}: its largest gradient component was "
+            f"{training['grad_norm']:.2g} (train.tol {training['tol']:g}).")
 
 
 def _l2_section(run_dir, path):

@@ -111,6 +111,9 @@ def test_early_stopping_returns_the_weights_of_the_lowest_validation_cost(auto_r
     assert metrics["validation"]["log_loss"] == pytest.approx(min(val), rel=1e-9)  # the model is the best one
     assert min(val) < val[-1]
     assert "validation" in (run / "cost_curve.svg").read_text()  # both curves, with a legend
+    assert training["converged"] is False and training["stop"] == "early stopping"
+    assert f"Gradient descent stopped early at iteration {training['stopped_at']} before converging: its largest " \
+        "gradient component was" in (run / "report.html").read_text()
 
 
 def test_the_threshold_chosen_on_validation_is_the_one_predict_uses(auto_run, photos):
