@@ -197,7 +197,7 @@ def lbfgs(gradient, n_x, train_config, on_cost=None, on_step=None, monitor=None,
     theta = np.zeros(n_x + 1)
     if start is not None:
         theta[:n_x], theta[n_x] = start[0][:, 0], start[1]
-    costs, iterations, passes = [], [], 0
+    costs, iterations, passes, done = [], [], 0, 0  # done: iterations finished
 
     def record(i, x, cost):
         costs.append(cost)
@@ -214,13 +214,12 @@ def lbfgs(gradient, n_x, train_config, on_cost=None, on_step=None, monitor=None,
         return cost, np.append(dw[:, 0].astype(np.float64), db)
 
     def callback(intermediate_result):  # after each iteration
-        i = len(done) + 1
-        done.append(i)
-        on_step and on_step(i - 1)
-        if i % every == 0:
-            record(i, intermediate_result.x, float(intermediate_result.fun))
+        nonlocal done
+        done += 1
+        on_step and on_step(done - 1)
+        if done % every == 0:
+            record(done, intermediate_result.x, float(intermediate_result.fun))
 
-    done = []
     result = minimize(objective, theta, jac=True, method="L-BFGS-B", callback=callback,
                       options={"maxiter": train_config.num_iterations, "gtol": train_config.tol, "ftol": FTOL,
                                "maxfun": 20 * train_config.num_iterations + 20, "maxls": 50,

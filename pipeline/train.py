@@ -40,11 +40,12 @@ def fit(X, Y, train_config, on_cost=None, on_step=None, monitor=None, weights=No
     return fit_ended(X, Y, train_config, on_cost, on_step, monitor, weights)[:3]
 
 
-def fit_ended(X, Y, train_config, on_cost=None, on_step=None, monitor=None, weights=None):
+def fit_ended(X, Y, train_config, on_cost=None, on_step=None, monitor=None, weights=None, start=None):
     """fit, returning a Fit whose ended is {"converged", "iterations", "grad_norm", "passes", "stop"}: for
-    gradient descent, the gradient's largest component at the final weights against train.tol."""
+    gradient descent, the gradient's largest component at the final weights against train.tol. train.l2 is a
+    number here (auto is train's path); start, a (w (n_x, 1), b), is where lbfgs starts instead of zeros."""
     with engine(X, Y, train_config, weights) as run:
-        result = run.fit(train_config, on_cost, on_step, monitor)
+        result = run.fit(train_config, on_cost, on_step, monitor, start)
         if result.ended is None:
             steps = monitor.stopped if monitor is not None and monitor.stopped is not None else None
             result = result._replace(ended=descent_ended(run.gradient(train_config.l2), result, train_config, steps))

@@ -200,3 +200,15 @@ def test_the_lessons_config_is_still_gradient_descent():
 
     train = load_config(ROOT / "configs" / "default.yaml").train
     assert (train.solver, train.learning_rate, train.l2) == ("auto", 0.005, 0.0)
+
+
+def test_lbfgs_started_at_its_optimum_stays_there():
+    """start: where the l2 path's warm starts begin. At the optimum the first gradient already meets train.tol."""
+    x, y = images(60, 4, seed=2)
+    X = features(x, fit_scaler("divide255", None))
+    config = TrainConfig(solver="lbfgs", l2=1.0, num_iterations=500)
+    first = fit_ended(X, y, config)
+    again = fit_ended(X, y, config, start=(first.w, first.b))
+    assert first.ended["iterations"] > 10 and again.ended == {**again.ended, "iterations": 0, "passes": 1,
+                                                              "converged": True}
+    assert again.costs == [first.costs[-1]] and again.iterations == [0]
