@@ -349,7 +349,7 @@ def read_record(run_dir):
     record = read_json(path)
     for key, kind in RECORD_TYPES.items():
         if key in record and not isinstance(record[key], kind) or kind is dict and \
-                not all(isinstance(v, (str, int, float, bool, type(None))) for v in record.get(key, {}).values()):
+                not all(_plain(v) for v in record.get(key, {}).values()):
             raise PipelineError(f"{path}: {key} must be {_KINDS[key]}, got {quote(record[key])}")
     duration = record.get("duration_s", 0)  # formatted as a float: a 400-digit integer would overflow
     if not (isinstance(duration, float) and 0 <= duration < 1e9 or isinstance(duration, int) and 0 <= duration < 10**9):
@@ -358,6 +358,15 @@ def read_record(run_dir):
         raise PipelineError(f"{path}: training.learning_rate must be a number, "
                             f"got {quote(record['training']['learning_rate'])}")
     return record
+
+
+def _plain(value, depth=2):
+    """A plain JSON value, or (training's l2_path) a list of objects of plain values."""
+    if isinstance(value, (str, int, float, bool, type(None))):
+        return True
+    if depth and isinstance(value, list):
+        return all(_plain(v, depth - 1) for v in value)
+    return depth and isinstance(value, dict) and all(_plain(v, depth - 1) for v in value.values())
 
 
 _KINDS = {"versions": "an object of plain values", "data_sha256": "an object of plain values",

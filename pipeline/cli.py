@@ -107,9 +107,10 @@ def cmd_audit(args):
 
 
 def cmd_train(args):
-    from pipeline.train import load_splits, train
+    from pipeline.train import check_choices, load_splits, train
 
     config = load_config(args.config, args.set)
+    check_choices(config.train, config.data.val_fraction > 0)  # before preparing a folder: train checks again
     train_set, val_set, test_set = load_splits(config, **_prepare_options(args))
     n = config.train.num_iterations
     logits = {}  # each split's Z (1, m), computed once by train's evaluation
@@ -134,7 +135,7 @@ def _closing_summary(run_dir, metrics, config):
 
 
 def cmd_evaluate(args):
-    from pipeline.artifacts import latest_run, load_model, run_config
+    from pipeline.artifacts import latest_run, load_model, read_record, run_config
     from pipeline.evaluate import evaluate
     from pipeline.report import write_run_report
     from pipeline.train import load_splits
@@ -151,7 +152,8 @@ def cmd_evaluate(args):
         model = dataclasses.replace(model, threshold=config.evaluate.threshold)
     train_set, val_set, test_set = load_splits(config, **_prepare_options(args))
     logits = {}  # each split's Z (1, m), computed once
-    evaluate(model, train_set, test_set, run_dir, config.evaluate.enlarge, val_set, logits)
+    path = read_record(run_dir).get("training", {}).get("l2_path")  # l2 auto's path, kept in metrics.json
+    evaluate(model, train_set, test_set, run_dir, config.evaluate.enlarge, val_set, logits, path)
     write_run_report(run_dir, (train_set, test_set), config, test_logits=logits["test"])
     _print_accuracies(model, (train_set, test_set), logits)
     info(f"rewrote {run_dir / 'metrics.json'}, {run_dir / 'misclassified'} and {run_dir / 'report.html'}")

@@ -41,7 +41,19 @@ def compare(dirs):
     names = list(dict.fromkeys(name for _, metrics, _ in runs for name in metrics))
     metrics = {n: [m.get(n) for _, m, _ in runs] for n in names}
     change = {n: [None] + [_delta(v, values[0]) for v in values[1:]] for n, values in metrics.items()}
-    return {"runs": [str(d) for d in dirs], "params": params, "metrics": metrics, "change": change}
+    return {"runs": [str(d) for d in dirs], "params": params, "metrics": metrics, "change": change,
+            "converged": [convergence(record) for _, _, record in runs]}
+
+
+def convergence(record):
+    """How a run's fit ended, from its run.json: "yes, 23 iterations", "no (iteration limit), 3000 iterations",
+    or "not recorded" for a run from before it was."""
+    training = record.get("training") if isinstance(record.get("training"), dict) else {}
+    if not isinstance(training.get("converged"), bool) or not isinstance(training.get("iterations"), int):
+        return "not recorded"
+    if training["converged"]:
+        return f"yes, {training['iterations']} iterations"
+    return f"no ({printable(str(training.get('stop', 'stopped')))}), {training['iterations']} iterations"
 
 
 def _delta(value, first):
@@ -62,6 +74,7 @@ def table(result):
     """The comparison as rows of cells: a header of runs, then one row per differing key and per metric."""
     rows = [["", *map(printable, result["runs"])]]
     rows += [[printable(key), *map(_fmt, values)] for key, values in result["params"].items()]
+    rows.append(["converged", *result["converged"]])
     for name, values in result["metrics"].items():  # names from metrics.json: an escape or a newline is data
         deltas = result["change"][name]
         rate = is_rate(name)

@@ -100,7 +100,8 @@ class TrainConfig:
     seed: int = _key(0, _at_least(0))
     solver: str = _key("auto", _one_of(*SOLVERS))
     dtype: str = _key("float64", _one_of(*DTYPES))
-    l2: float = _key(0.0, _at_least(0))
+    l2: float = _key(0.0, _at_least(0), auto=True)  # or auto: chosen on validation (lbfgs, pipeline/l2path.py)
+    tol: float = _key(1e-6, _positive)  # lbfgs stops when the gradient's largest component is at most this
     streaming: object = _key("auto", _auto_or_bool)
     chunk_size: int = _key(512, _at_least(1))
     stability_check: bool = _key(False)  # estimate 2/L before training and warn when learning_rate is above it

@@ -1,5 +1,5 @@
-"""train.engine dask: the primal solver's full-batch gradient descent, each gradient summed over a Dask array of
-the training HDF5 chunks.
+"""train.engine dask: the primal solver's full-batch gradient descent (or L-BFGS), each gradient summed over a Dask
+array of the training HDF5 chunks.
 
 Workers read their own chunks of the training file by path (so the path must be the same on every worker: a
 shared disk), keep them in memory as uint8, and each iteration returns per-chunk sums of dw, dZ and the loss;
@@ -19,7 +19,7 @@ import numpy as np
 
 from pipeline import PipelineError
 from pipeline.model import sigmoid
-from pipeline.solvers import cost_curvature, descend, hessian_product
+from pipeline.solvers import cost_curvature, descend_on, hessian_product, lbfgs
 from pipeline.streaming import Chunks, read_size
 
 try:
@@ -225,20 +225,26 @@ class Session:
         product = lambda v: self._sum(n_x + 1, chunk_product, v, self.chunks.scaler, self.chunks.dtype)[:, None]
         return cost_curvature(product, n_x, m, l2)
 
-    def fit(self, train_config, on_cost=None, on_step=None, monitor=None):
-        """Gradient descent on w as solvers.primal does it; monitor(i, w, b) as in primal (early stopping).
-        Returns w (n_x, 1) float64, b and the recorded costs."""
-        (n_x, m), dtype, l2 = self.chunks.shape, self.chunks.dtype, train_config.l2
+    def gradient(self, l2):
+        """gradient(w, b) -> (J, dw (n_x, 1), db) as solvers.primal_gradient, each pass summed on the workers."""
+        (n_x, m), dtype = self.chunks.shape, self.chunks.dtype
 
-        def gradient(p):
-            total = self._sum(n_x + 2, chunk_sums, p["w"], p["b"], self.chunks.scaler, dtype)  # (n_x + 2,)
+        def gradient(w, b):
+            total = self._sum(n_x + 2, chunk_sums, w, b, self.chunks.scaler, dtype)  # (n_x + 2,)
             dw, db, cost = total[:n_x, None] / m, total[n_x] / m, total[n_x + 1] / m
             if l2:
-                cost += l2 / (2 * m) * float(np.vdot(p["w"], p["w"]))
-                dw += (l2 / m) * p["w"]
-            return {"w": dw, "b": float(db)}, float(cost)
+                cost += l2 / (2 * m) * float(np.vdot(w, w))
+                dw += (l2 / m) * w
+            return float(cost), dw, float(db)
+        return gradient
 
-        params = {"w": np.zeros((n_x, 1), dtype), "b": 0.0}
-        watch = monitor and (lambda i, p: monitor(i, p["w"], p["b"]))
-        costs = descend(gradient, params, train_config, on_cost, on_step, watch)
-        return params["w"].astype(np.float64), params["b"], costs
+    def fit(self, train_config, on_cost=None, on_step=None, monitor=None, start=None):
+        """Gradient descent on w as solvers.primal does it, or solvers.lbfgs (from start, a (w, b), if given);
+        monitor(i, w, b) as in primal (early stopping). Returns a pipeline.train.Fit."""
+        from pipeline.train import Fit
+
+        n_x, gradient = self.chunks.shape[0], self.gradient(train_config.l2)
+        if train_config.solver == "lbfgs":
+            return Fit(*lbfgs(gradient, n_x, train_config, on_cost, on_step, monitor, start))
+        w, b, costs = descend_on(gradient, n_x, train_config, on_cost, on_step, monitor)
+        return Fit(w, b, costs, [k * train_config.print_every for k in range(len(costs))])

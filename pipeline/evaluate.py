@@ -40,9 +40,10 @@ def lesson_accuracy(Y, Z, threshold):
     return 100 - np.mean(np.abs(Y_prediction - Y)) * 100
 
 
-def evaluate(model, train, test, run_dir, enlarge=4, validation=None, logits=None):
+def evaluate(model, train, test, run_dir, enlarge=4, validation=None, logits=None, l2_path=None):
     """Write metrics.json and misclassified/ for model on the train, validation (if any) and test Datasets;
-    return the metrics. A dict logits receives each split's Z (1, m), for the caller not to compute it again."""
+    return the metrics. A dict logits receives each split's Z (1, m), for the caller not to compute it again.
+    l2_path (train.l2 auto's path, pipeline/l2path.py), if given, is written in metrics.json as it is."""
     run_dir = Path(run_dir)
     result, logits = {}, {} if logits is None else logits
     majority = majority_class(train.y)
@@ -50,6 +51,8 @@ def evaluate(model, train, test, run_dir, enlarge=4, validation=None, logits=Non
         if split is not None:
             Z = logits[name] = model.logits(split.x)  # (1, m)
             result[name] = {**metrics(split.y, Z, model.threshold), **baselines(split.y, sigmoid(Z), majority)}
+    if l2_path:
+        result["l2_path"] = l2_path
     write_text(run_dir / "metrics.json", json.dumps(result, indent=2) + "\n")
     probs = sigmoid(logits["test"])  # (1, m)
     replace_dir(run_dir / "misclassified", lambda d: write_misclassified(d, test, probs, model, enlarge))

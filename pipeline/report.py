@@ -88,6 +88,7 @@ def write_run_report(run_dir, splits=None, config=None, record=None, test_logits
         page.section("cost", "How training went: the cost curve",
                      page.paragraph(_training_words(config, training, iterations, costs, kept)),
                      page.svg_img(svg(cost), "cost by iteration")),
+        *_l2_section(run_dir, training.get("l2_path")),
         mistakes,
         page.section("weights", "What the neuron learned: the weights w as an image",
                      page.img(weights, "image/png", "weights as an image", css_class="pixels"),
@@ -121,8 +122,10 @@ def _training_words(config, training, iterations, costs, kept):
     ran = iterations[-1] if training.get("stopped_at") is not None else config.train.num_iterations
     cost = (f"The kept weights' training cost (iteration {kept[0]}): {page.number(costs[kept[1]])}" if kept else
             f"The last recorded training cost (iteration {iterations[-1]}): {page.number(costs[-1])}")
-    return (f"{ran} iterations at learning rate {rate}. Kept: {story.kept_words(training, config.train.num_iterations)}"
-            f"{', marked on the curve' * bool(kept)}. {cost}, from {page.number(costs[0])} at iteration 0.")
+    how = _lbfgs(training) or f"{ran} iterations at learning rate {rate}"
+    return (f"{how}. Kept: {story.kept_words(training, config.train.num_iterations)}"
+            f"{', marked on the curve' * bool(kept)}. {cost}, from {page.number(costs[0])} at iteration 0."
+            f"{_descent_end(training)}")
 
 
 def _write(path, text):
@@ -166,6 +169,47 @@ def _provenance(run_dir, record=None):
     rows += [(f"data sha256: {Path(name).name}", page.tip(digest, name)) for name, digest in
              r.get("data_sha256", {}).items()] or [("data sha256", "not recorded (trained before it was)")]
     return page.table(("what", "value"), rows, css_class="provenance")
+
+
+def _lbfgs(training):
+    """The glance line's words on an L-BFGS fit (and the l2 path), or "" for gradient descent."""
+    if training.get("solver") != "lbfgs" or "converged" not in training:
+        return ""
+    from pipeline.l2path import sentence
+
+    l2 = f"l2 = {training['l2']:.4g}" + (" (auto: the lowest validation cost of the path below)"
+                                         if training.get("l2_auto") else "")
+    return f"L-BFGS at {l2}, {sentence(training)}, {training['passes']} passes over the data"
+
+
+def _descent_end(training):
+    """The glance line's sentence on how gradient descent ended (run.json's converged, from train.tol)."""
+    if training.get("solver") == "lbfgs" or not isinstance(training.get("converged"), bool):
+        return ""
+    from pipeline.l2path import sentence
+
+    return (f" Gradient descent {sentence(training)}: its largest gradient component was "
+            f"{training['grad_norm']:.2g} (train.tol {training['tol']:g}).")
+
+
+def _l2_section(run_dir, path):
+    """The chart of l2 auto's path (validation cost by l2, the chosen one marked), written as l2_path.svg."""
+    if not path:
+        return []
+    xs, ys = [np.log10(p["l2"]) for p in path], [p["validation_cost"] for p in path]
+    chosen = next(p for p in path if p["chosen"])
+    x = np.log10(chosen["l2"])
+    chart = svg(line_chart([("", xs, ys)], f"Validation cost by l2 (dashed: the chosen l2 = {chosen['l2']:.4g})",
+                           "log10 of l2 (stronger regularisation to the right)", "validation cost",
+                           reference=((x, min(ys)), (x, max(ys))), size=SMALL))
+    write_text(run_dir / "l2_path.svg", chart)
+    rows = [(page.number(p["l2"]), str(p["iterations"]), "yes" if p["converged"] else "no",
+             page.number(p["train_cost"]), page.number(p["validation_cost"]),
+             page.percent(p["validation_accuracy"]), "chosen" * p["chosen"]) for p in path]
+    table = page.table(("l2", "iterations", "converged", "train cost", "validation cost", "validation accuracy", ""),
+                       rows, numeric=range(0, 6))
+    return [page.section("l2", "The regularisation chosen on validation (train.l2 auto)",
+                         page.svg_img(chart, "validation cost by l2"), table)]
 
 
 def _untrained(training):

@@ -28,7 +28,8 @@ def streams(train_config, m, n_x, available=None):
     setting = train_config.streaming
     if train_config.engine == "dask":
         if train_config.solver == "gram":
-            raise PipelineError("train.engine dask runs the primal solver; use train.solver primal or auto")
+            raise PipelineError("train.engine dask runs the primal solver or lbfgs; "
+                                "use train.solver primal, lbfgs or auto")
         return True
     if setting == "auto":
         available = available_memory() if available is None else available

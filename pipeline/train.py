@@ -5,10 +5,11 @@ import shutil
 import time
 import types
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
-from pipeline import PipelineError, data, solvers, streaming
+from pipeline import PipelineError, data, l2path, solvers, streaming
 from pipeline.artifacts import Model, new_run_dir, save_model
 from pipeline.config import dump_config
 from pipeline.evaluate import choose_threshold, evaluate
@@ -19,38 +20,79 @@ from pipeline.provenance import provenance, write_run_json
 from pipeline.report import write_run_report
 
 
-def fit(X, Y, train_config, on_cost=None, on_step=None, monitor=None, weights=None):
-    """Gradient descent from zeros on X (n_x, m), Y (1, m), with the solver train_config names (its
-    learning_rate a number: see step_size for auto); monitor and weights (1, m) as solvers.primal takes them.
+class Fit(NamedTuple):
+    """A fit: w (n_x, 1) float64, b, the recorded costs and their iterations, and how it ended (train.solver
+    lbfgs: solvers.lbfgs's dict; gradient descent: None until descent_ended says)."""
+    w: np.ndarray
+    b: float
+    costs: list
+    iterations: list
+    ended: dict = None
 
-    X is an array, or a streaming.Chunks reading it from HDF5 (always the primal solver). Returns w (n_x, 1)
-    float64, b and the recorded costs.
+
+def fit(X, Y, train_config, on_cost=None, on_step=None, monitor=None, weights=None):
+    """Train from zeros on X (n_x, m), Y (1, m), with the solver train_config names (its learning_rate a number:
+    see step_size for auto); monitor and weights (1, m) as solvers.primal takes them.
+
+    X is an array, or a streaming.Chunks reading it from HDF5 (primal or lbfgs). Returns w (n_x, 1) float64,
+    b and the recorded costs; fit_ended also says how the fit ended.
     """
+    return fit_ended(X, Y, train_config, on_cost, on_step, monitor, weights)[:3]
+
+
+def fit_ended(X, Y, train_config, on_cost=None, on_step=None, monitor=None, weights=None, start=None):
+    """fit, returning a Fit whose ended is {"converged", "iterations", "grad_norm", "passes", "stop"}: for
+    gradient descent, the gradient's largest component at the final weights against train.tol. train.l2 is a
+    number here (auto is train's path); start, a (w (n_x, 1), b), is where lbfgs starts instead of zeros."""
     with engine(X, Y, train_config, weights) as run:
-        return run.fit(train_config, on_cost, on_step, monitor)
+        result = run.fit(train_config, on_cost, on_step, monitor, start)
+        if result.ended is None:
+            steps = monitor.stopped if monitor is not None and monitor.stopped is not None else None
+            result = result._replace(ended=descent_ended(run.gradient(train_config.l2), result, train_config, steps))
+        return result
+
+
+def descent_ended(gradient, result, train_config, stopped=None):
+    """How gradient descent ended (see solvers.lbfgs): one more pass for the gradient at result's w and b;
+    stopped: the iteration early stopping stopped at, or None."""
+    _, dw, db = gradient(result.w.astype(train_config.dtype), result.b)
+    norm = max(float(np.max(np.abs(dw))), abs(db))
+    steps = train_config.num_iterations if stopped is None else stopped
+    converged = norm <= train_config.tol
+    stop = "early stopping" if stopped is not None else "converged" if converged else "iteration limit"
+    return {"converged": converged, "iterations": steps, "grad_norm": norm, "passes": steps + 1 + (stopped is not None),
+            "stop": stop}
 
 
 @contextlib.contextmanager
 def engine(X, Y, train_config, weights=None):
     """What fits X (n_x, m), Y (1, m) with weights (1, m) or None, for train.engine: an object with
-    curvature(l2) (solvers.curvature) and fit(train_config, on_cost, on_step, monitor) -> (w, b, costs)."""
+    curvature(l2) (solvers.curvature), gradient(l2) (solvers.primal_gradient's function) and
+    fit(train_config, on_cost, on_step, monitor, start=None) -> Fit (start: lbfgs's (w, b) to start from)."""
     if train_config.engine == "dask":
         from pipeline import dask_engine  # only here: the local engine never imports Dask
 
         with dask_engine.session(X, Y, train_config, weights) as run:
             yield run
         return
+    n_x, dtype, blocks = X.shape[0], train_config.dtype, []
 
-    def local_fit(train_config, on_cost=None, on_step=None, monitor=None):
+    def gradient(l2):
+        if not blocks:  # made once: in memory, a view of X (training_features makes it Fortran-ordered in dtype)
+            blocks.append(X if isinstance(X, streaming.Chunks) else solvers.in_memory_blocks(X, dtype))
+        return solvers.primal_gradient(blocks[0], Y, dtype, l2, weights)
+
+    def local_fit(train_config, on_cost=None, on_step=None, monitor=None, start=None):
         solver = solver_for(X, train_config)
-        if solver == "streaming":
-            return solvers.primal(X, Y, X.shape[0], train_config, on_cost, on_step, monitor, weights)
+        if solver == "lbfgs":
+            return Fit(*solvers.lbfgs(gradient(train_config.l2), n_x, train_config, on_cost, on_step, monitor, start))
         if solver == "gram":
-            return solvers.gram(X, Y, train_config, on_cost, on_step, monitor, weights)
-        return solvers.primal(solvers.in_memory_blocks(X, train_config.dtype), Y, X.shape[0], train_config,
-                              on_cost, on_step, monitor, weights)
+            w, b, costs = solvers.gram(X, Y, train_config, on_cost, on_step, monitor, weights)
+        else:
+            w, b, costs = solvers.descend_on(gradient(train_config.l2), n_x, train_config, on_cost, on_step, monitor)
+        return Fit(w, b, costs, [k * train_config.print_every for k in range(len(costs))])
 
-    yield types.SimpleNamespace(curvature=lambda l2: curvature(X, Y, l2, weights), fit=local_fit)
+    yield types.SimpleNamespace(curvature=lambda l2: curvature(X, Y, l2, weights), gradient=gradient, fit=local_fit)
 
 
 # train.learning_rate auto takes this multiple of 1/L: below the stability limit 2/L, where every step lowers
@@ -84,8 +126,9 @@ def step_size(curvature_of, train_config, log=None):
 
 # what train says when early stopping keeps iteration 0 (w = 0, b = 0)
 UNTRAINED = ("warning: early stopping kept iteration 0, where the validation cost was lowest: the saved model is the "
-             "untrained starting point (p = 0.5 for every image); try a lower train.print_every (validation is "
-             "checked every print_every iterations), more images, or train.early_stopping: false")
+             "untrained starting point (p = 0.5 for every image), as validation got worse from the first steps "
+             "(checked at iterations 1, 2, 5, 10, 20, 50, ... and every print_every); try more images, "
+             "train.solver lbfgs with train.l2 auto, or train.early_stopping: false")
 
 
 def class_weights(Y):
@@ -96,22 +139,27 @@ def class_weights(Y):
 
 
 class Validation:
-    """The monitor of early stopping: at each recorded iteration, the validation cost (log loss) of the
-    current w (n_x, 1) and b; keeps the weights of the lowest one, and says stop after patience recorded
-    iterations without a lower one (patience None: never)."""
+    """The monitor of early stopping: at each iteration it is called for (solvers.checked), the validation cost
+    (log loss) of the current w (n_x, 1) and b; keeps the weights of the lowest one, and says stop after patience
+    checks every `every` iterations without a lower one (patience None: never). The finer checks before the
+    first `every` only offer weights: they do not count towards patience (the first steps may overshoot)."""
 
-    def __init__(self, X, Y, patience=None):
-        self.X, self.Y, self.patience = X, Y, patience  # X (n_x, m_val) float64, Y (1, m_val)
-        self.costs, self.best, self.best_iteration, self.since, self.stopped = [], np.inf, None, 0, None
+    def __init__(self, X, Y, patience=None, every=1):
+        self.X, self.Y, self.patience, self.every = X, Y, patience, every  # X (n_x, m_val) float64, Y (1, m_val)
+        self.costs, self.best, self.best_iteration, self.since, self.stopped = {}, np.inf, None, 0, None
         self.w = self.b = None
+
+    def costs_at(self, iterations):
+        """The validation costs of the given checked iterations (those costs.csv records)."""
+        return [self.costs[i] for i in iterations]
 
     def __call__(self, i, w, b):
         cost = cross_entropy(w.astype(np.float64).T @ self.X + b, self.Y)
-        self.costs.append(cost)
+        self.costs[i] = cost
         if cost < self.best:
             self.best, self.best_iteration, self.since = cost, i, 0
             self.w, self.b = w.astype(np.float64, copy=True), float(b)
-        else:
+        elif i % self.every == 0:
             self.since += 1
         if self.patience is not None and self.since >= self.patience:
             self.stopped = i
@@ -119,10 +167,10 @@ class Validation:
 
 
 def solver_for(X, train_config):
-    """'streaming' (primal over HDF5 chunks), 'primal' or 'gram': what fit runs for X (n_x, m)."""
+    """'streaming' (primal over HDF5 chunks), 'primal', 'gram' or 'lbfgs': what fit runs for X (n_x, m)."""
     if isinstance(X, streaming.Chunks):
         assert train_config.solver != "gram", "streaming.streams refuses gram"
-        return "streaming"
+        return "lbfgs" if train_config.solver == "lbfgs" else "streaming"
     if train_config.solver != "auto":
         return train_config.solver
     n_x, m = X.shape
@@ -204,6 +252,7 @@ def train(config, train_set, test_set, name, run_dir=None, on_cost=None, on_step
     last, so a folder holding it is a finished run.
     """
     started, clock = time.time(), time.perf_counter()
+    check_choices(config.train, val_set is not None)
     for key, on in (("train.early_stopping", config.train.early_stopping),
                     ("evaluate.threshold auto", config.evaluate.threshold == "auto")):
         if on and val_set is None:
@@ -214,16 +263,9 @@ def train(config, train_set, test_set, name, run_dir=None, on_cost=None, on_step
         X, scaler = training_features(train_set, config)
         Y = train_set.y
         weights = class_weights(Y) if config.train.class_weight == "balanced" else None
-        monitor = None if val_set is None else Validation(
-            features(val_set.x, scaler), val_set.y, config.train.patience if config.train.early_stopping else None)
-        with engine(X, Y, config.train, weights) as run:  # on Dask, one cluster for L and the descent
-            lr, L = step_size(run.curvature, config.train, log)
-            try:
-                w, b, costs = run.fit(dataclasses.replace(config.train, learning_rate=lr), on_cost, on_step, monitor)
-            except Diverged as e:
-                L = L or run.curvature(config.train.l2)
-                raise Diverged(f"{e}, such as {AUTO_STEP / L:.2g} (what train.learning_rate: auto picks for this "
-                               f"data; the stability limit 2/L is {2 / L:.2g})") from None
+        val = None if val_set is None else (features(val_set.x, scaler), val_set.y)  # (n_x, m_val), (1, m_val)
+        result, monitor, lr, L, path = _fit(config.train, X, Y, weights, val, on_cost, on_step, log)
+        w, b, costs = result.w, result.b, result.costs
         if config.train.early_stopping:
             w, b = monitor.w, monitor.b
             if monitor.best_iteration == 0:  # the zeros it started from: the run would look normal otherwise
@@ -237,14 +279,19 @@ def train(config, train_set, test_set, name, run_dir=None, on_cost=None, on_step
             model = dataclasses.replace(model, threshold=threshold)
         write_text(run_dir / "config.yaml", dump_config(config))
         save_model(run_dir / "model.npz", model)
-        write_text(run_dir / "costs.csv", costs_csv(config.train.print_every, costs, monitor and monitor.costs))
+        validation_costs = monitor and monitor.costs_at(result.iterations)
+        write_text(run_dir / "costs.csv", costs_csv(result.iterations, costs, validation_costs))
         logits = {} if logits is None else logits  # each split's Z (1, m): computed once, reused by the report
-        metrics = evaluate(model, train_set, test_set, run_dir, config.evaluate.enlarge, val_set, logits)
-        training = {"learning_rate": lr, "learning_rate_auto": config.train.learning_rate == "auto",
+        metrics = evaluate(model, train_set, test_set, run_dir, config.evaluate.enlarge, val_set, logits, path)
+        training = {"solver": config.train.solver, "learning_rate": lr,
+                    "learning_rate_auto": config.train.learning_rate == "auto",
                     "stability_limit": None if L is None else 2 / L, "stopped_at": monitor and monitor.stopped,
                     "best_iteration": monitor and monitor.best_iteration,
                     "early_stopping": config.train.early_stopping, "threshold": threshold,
-                    "threshold_auto": config.evaluate.threshold == "auto", "class_weight": config.train.class_weight}
+                    "threshold_auto": config.evaluate.threshold == "auto", "class_weight": config.train.class_weight,
+                    **{key: result.ended[key] for key in ("converged", "iterations", "grad_norm", "passes", "stop")},
+                    "tol": config.train.tol, "l2": next((p["l2"] for p in path if p["chosen"]), config.train.l2),
+                    "l2_auto": config.train.l2 == "auto", "l2_path": path}
         record = {**provenance(config, overrides, config_file, started, time.perf_counter() - clock),
                   "training": training}
         # its Provenance section shows record
@@ -253,11 +300,82 @@ def train(config, train_set, test_set, name, run_dir=None, on_cost=None, on_step
     return run_dir, model, metrics
 
 
-def costs_csv(every, costs, validation_costs=None):
-    """costs.csv: `iteration,cost` rows at full precision, with a validation_cost column when given."""
+def check_choices(train_config, has_validation):
+    """Refuse what the solver cannot do: l2 auto without lbfgs or a validation split, early stopping with lbfgs."""
+    t = train_config
+    if t.l2 == "auto" and t.solver != "lbfgs":
+        raise PipelineError(f"train.l2 auto needs train.solver lbfgs (each l2 of the path is fitted to convergence; "
+                            f"gradient descent would stop short), got train.solver {t.solver}")
+    if t.l2 == "auto" and not has_validation:
+        raise PipelineError("train.l2 auto needs a validation split: set data.val_fraction above 0 "
+                            "(the test split is never used to choose anything)")
+    if t.solver == "lbfgs" and t.early_stopping:
+        raise PipelineError("train.early_stopping is for gradient descent: train.solver lbfgs fits to convergence; "
+                            "set train.early_stopping: false and regularise with train.l2 (auto: chosen on validation)")
+
+
+def _fit(train_config, X, Y, weights, val, on_cost, on_step, log):
+    """The fit train runs on X (n_x, m), Y (1, m), with validation (X_val, Y_val) or None: (Fit, the Validation
+    monitor of its recorded iterations or None, learning rate or None, L or None, the l2 path or [])."""
+    def validation():
+        if val is None:
+            return None
+        return Validation(*val, train_config.patience if train_config.early_stopping else None,
+                          train_config.print_every)
+
+    with engine(X, Y, train_config, weights) as run:  # on Dask, one cluster for L and the descent
+        if train_config.solver == "lbfgs" and train_config.l2 == "auto":
+            result, monitor, path = _l2_auto(run, train_config, val, validation, Y.shape[1], log)
+            return result, monitor, None, None, path
+        monitor = validation()
+        if train_config.solver == "lbfgs":
+            result = run.fit(train_config, on_cost, on_step, monitor)
+            log and log(f"L-BFGS {l2path.sentence(result.ended)} (largest gradient component "
+                        f"{result.ended['grad_norm']:.2g}, train.tol {train_config.tol:g})")
+            return result, monitor, None, None, []
+        lr, L = step_size(run.curvature, train_config, log)
+        try:
+            result = run.fit(dataclasses.replace(train_config, learning_rate=lr), on_cost, on_step, monitor)
+        except Diverged as e:
+            L = L or run.curvature(train_config.l2)
+            raise Diverged(f"{e}, such as {AUTO_STEP / L:.2g} (what train.learning_rate: auto picks for this "
+                           f"data; the stability limit 2/L is {2 / L:.2g})") from None
+        stopped = monitor.stopped if monitor is not None else None
+        final = (monitor.w, monitor.b) if train_config.early_stopping else (result.w, result.b)
+        ended = descent_ended(run.gradient(train_config.l2), result._replace(w=final[0], b=final[1]),
+                              train_config, stopped)
+        return result._replace(ended=ended), monitor, lr, L, []
+
+
+def _l2_auto(run, train_config, val, validation, m, log):
+    """train.l2 auto on an engine run: the path (l2path.choose) with its fits stopped at l2path.PATH_TOL, then the
+    chosen fit finished to train.tol from its weights. Returns (that Fit, its Validation monitor, the path)."""
+    path_config = dataclasses.replace(train_config, tol=max(train_config.tol, l2path.PATH_TOL))
+
+    def fit_at(l2, start):
+        return run.fit(dataclasses.replace(path_config, l2=l2), None, None, None, start)
+
+    def score(w, b):
+        Z = w.T @ val[0] + b  # (1, m_val)
+        return cross_entropy(Z, val[1]), float(np.mean((Z > 0) == (val[1] == 1)))
+
+    best, path, found = l2path.choose(fit_at, score, m, log)
+    for k, point in enumerate(path):
+        point["chosen"] = k == best
+    monitor, l2 = validation(), path[best]["l2"]
+    result = run.fit(dataclasses.replace(train_config, l2=l2), None, None, monitor, (found.w, found.b))
+    log and log(f"l2: auto = {l2:.4g}, the lowest validation cost of {len(path)} fits; from there, L-BFGS "
+                f"{l2path.sentence(result.ended)} (largest gradient component {result.ended['grad_norm']:.2g})")
+    passes = result.ended["passes"] + sum(point["passes"] for point in path)  # the whole path's
+    return result._replace(ended={**result.ended, "passes": passes}), monitor, path
+
+
+def costs_csv(iterations, costs, validation_costs=None):
+    """costs.csv: `iteration,cost` rows at full precision (the iterations the costs were recorded at), with a
+    validation_cost column when given."""
     columns = [costs] + ([validation_costs] if validation_costs else [])
     return "iteration,cost" + ",validation_cost" * bool(validation_costs) + "\n" + "".join(
-        f"{k * every}," + ",".join(map(repr, row)) + "\n" for k, row in enumerate(zip(*columns)))
+        f"{i}," + ",".join(map(repr, row)) + "\n" for i, row in zip(iterations, zip(*columns)))
 
 
 @contextlib.contextmanager

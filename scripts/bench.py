@@ -1,11 +1,11 @@
 """Benchmark: the seed's for-loop, the lesson's vectorised loop and this pipeline's solvers on the course data,
 then scaling on generated 64x64x3 datasets (in memory, streaming and Dask: time per iteration and peak memory of
 real `train` processes), a bandwidth model for more Dask workers, prepare against a plain Pillow loop and the
-whole `train` process (scripts/bench_prepare.py), and the notes' vectorisation demo. Every row is measured in
-this run.
+whole `train` process (scripts/bench_prepare.py), the notes' vectorisation demo, and train.solver lbfgs against
+scikit-learn (scripts/bench_solver.py; alone with --only solver). Every row is measured in this run.
 
     python scripts/bench.py [--data data/raw] [--repeat 3] [--sizes 1000,10000,100000] [--memory-sizes 50000]
-                            [--threads N] [--dask-workers 1,2]
+                            [--threads N] [--dask-workers 1,2] [--only solver]
 """
 import argparse
 import dataclasses
@@ -38,6 +38,7 @@ from pipeline.model import cross_entropy  # noqa: E402
 from pipeline.train import fit  # noqa: E402
 
 import bench_prepare  # noqa: E402  (scripts/bench_prepare.py, beside this file)
+import bench_solver  # noqa: E402  (scripts/bench_solver.py)
 
 ITERATIONS, RATE = 2000, 0.005
 
@@ -384,10 +385,20 @@ def main():
     parser.add_argument("--threads", type=int, help="BLAS threads for this process and the trainings it runs "
                         "(sets OMP_NUM_THREADS, OPENBLAS_NUM_THREADS, MKL_NUM_THREADS; default: as they are)")
     parser.add_argument("--dask-workers", default="1,2", help="worker counts of the Dask rows (empty: none)")
+    parser.add_argument("--only", choices=["solver"], help="run only these rows: solver, train.solver lbfgs against "
+                        "scikit-learn (scripts/bench_solver.py)")
     args = parser.parse_args()
     load = ", ".join(f"{v:.2f}" for v in os.getloadavg())
     print(f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, numpy {np.__version__}, {os.cpu_count()} cores, "
           f"load average {load} (1, 5, 15 min), BLAS threads: {blas_threads()}\n")
+    if args.only != "solver":
+        all_but_the_solver_rows(args)
+    print("\ntrain.solver lbfgs against scikit-learn (scripts/bench_solver.py)\n")
+    bench_solver.print_table(args.data)
+    print(f"\nload average at the end {', '.join(f'{v:.2f}' for v in os.getloadavg())}")
+
+
+def all_but_the_solver_rows(args):
     course_table(Path(args.data), args.repeat)
     counts = ([int(s) for s in arg.split(",") if s] for arg in (args.sizes, args.dask_workers, args.memory_sizes))
     scaling_table(*counts)
@@ -395,7 +406,6 @@ def main():
           "(scripts/bench_prepare.py)\n")
     bench_prepare.print_table(args.data)
     vectorisation_demo()
-    print(f"\nload average at the end {', '.join(f'{v:.2f}' for v in os.getloadavg())}")
 
 
 def blas_threads():

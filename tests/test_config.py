@@ -56,7 +56,7 @@ def test_int_given_for_a_float_is_accepted_as_float(tmp_path):
     ("train:\n  num_iterations: 0\n", r"train.num_iterations must be >= 1, got 0"),
     ("train:\n  num_iterations: true\n", r"train.num_iterations must be a whole number, got True"),
     ("features:\n  scaling: minmax\n", r"features.scaling must be one of divide255, standardize, got 'minmax'"),
-    ("train:\n  solver: fast\n", r"train.solver must be one of auto, primal, gram, got 'fast'"),
+    ("train:\n  solver: fast\n", r"train.solver must be one of auto, primal, gram, lbfgs, got 'fast'"),
     ("train:\n  dtype: float16\n", r"train.dtype must be one of float64, float32, got 'float16'"),
     ("train:\n  l2: -0.1\n", r"train.l2 must be >= 0, got -0.1"),
     ("train:\n  streaming: maybe\n", r"train.streaming must be auto, true or false, got 'maybe'"),
@@ -167,7 +167,7 @@ def test_a_str_key_given_by_set_takes_the_text_when_yaml_reads_something_else(tm
 @pytest.mark.parametrize("override, message", [
     ("data.name=[a/b]", r"^--set data.name=\[a/b\]: data.name must be a plain folder name, got '\[a/b\]'$"),
     ("train.solver={gram: 1}", r"^--set train.solver={gram: 1}: train.solver must be one of auto, primal, gram, "
-                               r"got '{gram: 1}'$"),
+                               r"lbfgs, got '{gram: 1}'$"),
     ("train.num_iterations=[1]", r"^--set train.num_iterations=\[1\]: train.num_iterations must be a whole number, "
                                  r"got \[1\]$"),
 ])

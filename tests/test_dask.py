@@ -92,6 +92,31 @@ def test_an_empty_scheduler_starts_a_local_cluster(data_dir, tmp_path):
     np.testing.assert_allclose(costs(tmp_path / "dask"), costs(tmp_path / "local"), rtol=1e-6)
 
 
+def test_lbfgs_on_dask_reaches_sklearns_optimum_as_in_memory_and_streamed(data_dir, tmp_path):
+    """train.solver lbfgs at l2 0.5 on its own local cluster, in memory and streamed: the objective scikit-learn
+    minimises (tests/test_lbfgs.py) to 1e-6 relative, the same weights, and run.json says it converged."""
+    pytest.importorskip("distributed")
+    from tests.test_lbfgs import objective, sklearn_optimum
+
+    lbfgs = ("train.solver=lbfgs", "train.tol=1e-9", "train.num_iterations=1000")
+    runs = {"dask": train(data_dir, tmp_path / "dask", "train.engine=dask", *lbfgs),
+            "memory": train(data_dir, tmp_path / "memory", *lbfgs),
+            "streamed": train(data_dir, tmp_path / "streamed", "train.streaming=true", *lbfgs)}
+    with h5py.File(data_dir / "train_catvnoncat.h5", "r") as f:
+        X = f["train_set_x"][()].reshape(90, -1).T / 255  # (n_x, m)
+        Y = f["train_set_y"][()].reshape(1, -1)
+    w_ref, b_ref = sklearn_optimum(X, Y, 0.5)
+    J_ref = objective(w_ref, b_ref, X, Y, 0.5)
+    for name, result in runs.items():
+        assert result.returncode == 0, result.stderr
+        training = json.loads((tmp_path / name / "run.json").read_text())["training"]
+        assert training["converged"] is True and training["passes"] >= training["iterations"] > 5
+        assert abs(costs(tmp_path / name)[-1] - J_ref) <= 1e-6 * J_ref
+        model = load_model(tmp_path / name)
+        np.testing.assert_allclose(model.w, w_ref, atol=1e-5)
+        assert model.b == pytest.approx(b_ref, abs=1e-5)
+
+
 def test_dask_engine_without_dask_says_how_to_install_it(data_dir, tmp_path):
     result = train(data_dir, tmp_path / "run", "train.engine=dask",
                    runner=lambda *args: run_python("-c", NO_DASK, *args))
@@ -118,7 +143,7 @@ def test_an_unreachable_scheduler_is_one_error_line(data_dir, tmp_path):
 
 def test_dask_engine_refuses_the_gram_solver():
     with pytest.raises(PipelineError,
-                       match=r"^train.engine dask runs the primal solver; use train.solver primal or auto$"):
+                       match=r"^train.engine dask runs the primal solver or lbfgs; use train.solver primal, lbfgs or auto$"):
         streams(TrainConfig(engine="dask", solver="gram"), 10, 12)
     assert streams(TrainConfig(engine="dask"), 10, 12) is True  # the workers read the file: none of it held here
 

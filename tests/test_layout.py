@@ -8,6 +8,7 @@ import pytest
 from pipeline.plots import line_chart, svg
 from tests.conftest import ROOT, run_cli, run_command
 from tests.imagefolders import make_hard_folder
+from tests.test_lbfgs import default_run, separable  # noqa: F401
 from tests.test_report import small_data, small_run, train_small  # noqa: F401
 from tests.test_sweep_report import CHROMIUM_FLAGS, chromium
 
@@ -90,6 +91,13 @@ def test_the_run_report_fits_1280_px_and_every_image_loads(small_run, tmp_path):
     assert_fits(m)
     cost = [right for alt, _, right in m["images"] if alt == "cost by iteration"]
     assert cost == [m["body"] - 16]  # the cost chart spans the column (body less its 1em padding)
+
+
+def test_the_l2_path_section_fits_and_its_chart_loads(default_run, tmp_path):  # noqa: F811
+    """The report of the folder defaults (l2 auto): the path's chart and table inside the column."""
+    m = measure((default_run[0] / "report.html").read_text(), tmp_path)
+    assert_fits(m)
+    assert [loaded for alt, loaded, _ in m["images"] if alt == "validation cost by l2"] == [True]
 
 
 @pytest.fixture(scope="module")

@@ -147,6 +147,23 @@ def test_compare_expands_a_sweep_into_its_runs(small_data, tmp_path):
     assert table["params"] == {"train.learning_rate": [0.01, 0.001]}
 
 
+def test_a_sweep_over_solver_and_l2_and_compare_shows_convergence(small_data, tmp_path):
+    config = sweep_config(tmp_path, small_data, "train.solver: [primal, lbfgs]\n  train.l2: [0.5, 5.0]",
+                          train="num_iterations: 60\n  print_every: 20")
+    run_cli("sweep", "--config", config, "--sweep-dir", tmp_path / "sw", check=0)
+    rows = summary(tmp_path / "sw")
+    assert [r["status"] for r in rows] == ["done"] * 4
+    table = json.loads(run_cli("compare", tmp_path / "sw", "--json", check=0).stdout)
+    assert table["params"]["train.solver"] == ["primal", "primal", "lbfgs", "lbfgs"]
+    assert table["params"]["train.l2"] == [0.5, 5.0, 0.5, 5.0]
+    records = [json.loads((tmp_path / "sw" / r["run"] / "run.json").read_text())["training"] for r in rows]
+    assert [t["converged"] for t in records] == [False, False, True, True]
+    assert table["converged"][:2] == ["no (iteration limit), 60 iterations"] * 2
+    assert table["converged"][2:] == [f"yes, {t['iterations']} iterations" for t in records[2:]]
+    text = run_cli("compare", tmp_path / "sw", check=0).stdout.splitlines()
+    assert [line for line in text if line.startswith("converged")][0].split()[1:4] == ["no", "(iteration", "limit),"]
+
+
 def test_interrupted_sweep_keeps_finished_runs_and_resume_completes_it(small_data, tmp_path):
     # the middle point is long enough to be interrupted; the others are quick
     config = sweep_config(tmp_path, small_data, "train.num_iterations: [10, 30000, 20]", train="print_every: 1000")
