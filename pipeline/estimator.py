@@ -6,7 +6,6 @@ evaluate.threshold, data.val_fraction and data.split_seed): fit checks them with
 and trains through pipeline.train.engine as `train` does. load_run turns a run folder or model.npz back
 into a fitted Neuron (pipeline/library.py).
 """
-import dataclasses
 import sys
 import types
 from pathlib import Path
@@ -14,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline import PipelineError
-from pipeline.config import ALL_KEYS, Config, with_values
+from pipeline.config import Config, with_values
 from pipeline.features import fit_scaler
 from pipeline.model import sigmoid
 
@@ -55,11 +54,13 @@ class Neuron(ClassifierMixin, BaseEstimator):
     "Cost after iteration i" lines.
 
     Fitted: coef_ (1, n_features), intercept_ (1,), classes_ (the two labels; the second is the positive
-    one), n_features_in_, n_iter_ (steps taken), costs_ (the cost every print_every iterations),
-    learning_rate_ (the step used: the number auto chose), threshold_ (p above it predicts classes_[1]).
+    one), n_features_in_, n_iter_ (iterations taken), converged_ (the gradient's largest component reached
+    tol), costs_ (the recorded costs), learning_rate_ (gradient descent's step: the number auto chose; None for
+    lbfgs), l2_ (the l2 used: l2 "auto"'s choice on the validation split), threshold_ (p above it predicts
+    classes_[1]).
     """
 
-    def __init__(self, learning_rate="auto", num_iterations=_T.num_iterations, solver=_T.solver, l2=_T.l2, tol=None,
+    def __init__(self, learning_rate="auto", num_iterations=_T.num_iterations, solver=_T.solver, l2=_T.l2, tol=_T.tol,
                  dtype=_T.dtype, class_weight=_T.class_weight, early_stopping=_T.early_stopping,
                  patience=_T.patience, print_every=_T.print_every, stability_check=_T.stability_check,
                  scaling=None, threshold=0.5, threshold_metric="accuracy", validation_fraction=0.0, split_seed=0,
@@ -72,15 +73,9 @@ class Neuron(ClassifierMixin, BaseEstimator):
 
     def config(self):
         """The Config these parameters make, checked by the config's own checks (ValueError naming the key)."""
-        if isinstance(self.l2, str) and self.l2 == "auto":
-            raise ValueError("Neuron: l2='auto' is not supported by the estimator; choose l2 by cross-validation "
-                             "(GridSearchCV, docs/python.md)")
         values = {key: getattr(self, name) for name, key in KEYS.items() if getattr(self, name) is not None}
         if self.class_weight is None or isinstance(self.class_weight, dict):  # dict: see _weights
             values["train.class_weight"] = "none"
-        for name, key in KEYS.items():
-            if key in values and key not in ALL_KEYS:  # tol before train.tol exists
-                raise ValueError(f"Neuron: {name} is not a setting of this version (no config key {key})")
         try:
             return with_values(Config(), values, "Neuron")
         except PipelineError as e:  # name the parameter the user set, and its key
@@ -92,7 +87,7 @@ class Neuron(ClassifierMixin, BaseEstimator):
     def fit(self, X, y, sample_weight=None):
         """Train on X (m, n_features) and y (m,) of two classes; sample_weight (m,) weighs each example's loss
         (times class_weight's). Returns self."""
-        from pipeline.train import Validation, engine, step_size
+        from pipeline.train import check_choices, fit_run
 
         config = self.config()
         X, y = validate_data(self, X, y, dtype=FLOATS)
@@ -112,19 +107,19 @@ class Neuron(ClassifierMixin, BaseEstimator):
             weights = sample_weight if weights is None else weights * sample_weight  # (1, m_train)
         self.scaler_ = None if self.scaling is None else fit_scaler(self.scaling, X[train].T)
         X_train = self._features(X[train])  # (n_x, m_train)
-        monitor = None
-        if val is not None:
-            patience = config.train.patience if config.train.early_stopping else None
-            monitor = Validation(self._features(X[val]).astype(np.float64), Y[:, val], patience)
-        steps = []
+        try:
+            check_choices(config.train, val is not None)
+        except PipelineError as e:
+            raise ValueError(f"Neuron: {e}") from None
+        val_data = None if val is None else (self._features(X[val]).astype(np.float64), Y[:, val])  # (n_x, m_val)
         say = (lambda i, cost: print(f"Cost after iteration {i}: {cost:f}")) if self.verbose else None
-        with engine(X_train, Y[:, train], config.train, weights) as run:
-            lr, _ = step_size(run.curvature, config.train, self.verbose and (lambda m: print(m, file=sys.stderr)))
-            w, b, costs = run.fit(dataclasses.replace(config.train, learning_rate=lr), say, steps.append, monitor)
-        if config.train.early_stopping:
-            w, b = monitor.w, monitor.b
+        log = self.verbose and (lambda m: print(m, file=sys.stderr))
+        result, monitor, lr, _, path = fit_run(config.train, X_train, Y[:, train], weights, val_data, say, None, log)
+        w, b = (monitor.w, monitor.b) if config.train.early_stopping else (result.w, result.b)
         self.coef_, self.intercept_ = w.T.astype(np.float64), np.array([float(b)])  # (1, n_x), (1,)
-        self.n_iter_, self.costs_, self.learning_rate_ = len(steps), list(costs), lr
+        self.n_iter_, self.converged_ = result.ended["iterations"], result.ended["converged"]
+        self.costs_, self.learning_rate_ = list(result.costs), lr
+        self.l2_ = next((p["l2"] for p in path if p["chosen"]), config.train.l2)
         self.threshold_ = config.evaluate.threshold
         if self.threshold_ == "auto":
             from pipeline.evaluate import choose_threshold

@@ -118,7 +118,7 @@ def _threshold(training, model, config):
 def _training_words(config, training, iterations, costs, kept):
     """The cost section's line: iterations, learning rate, the weights kept and the cost of the kept model."""
     lr = training.get("learning_rate", config.train.learning_rate)  # the rate used; "auto" for an old run
-    rate = lr if isinstance(lr, str) else f"{lr:.4g}" + " (auto)" * (config.train.learning_rate == "auto")
+    rate = lr if isinstance(lr, str) or lr is None else f"{lr:.4g}" + " (auto)" * (config.train.learning_rate == "auto")
     ran = iterations[-1] if training.get("stopped_at") is not None else config.train.num_iterations
     cost = (f"The kept weights' training cost (iteration {kept[0]}): {page.number(costs[kept[1]])}" if kept else
             f"The last recorded training cost (iteration {iterations[-1]}): {page.number(costs[-1])}")

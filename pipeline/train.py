@@ -264,7 +264,7 @@ def train(config, train_set, test_set, name, run_dir=None, on_cost=None, on_step
         Y = train_set.y
         weights = class_weights(Y) if config.train.class_weight == "balanced" else None
         val = None if val_set is None else (features(val_set.x, scaler), val_set.y)  # (n_x, m_val), (1, m_val)
-        result, monitor, lr, L, path = _fit(config.train, X, Y, weights, val, on_cost, on_step, log)
+        result, monitor, lr, L, path = fit_run(config.train, X, Y, weights, val, on_cost, on_step, log)
         w, b, costs = result.w, result.b, result.costs
         if config.train.early_stopping:
             w, b = monitor.w, monitor.b
@@ -314,9 +314,10 @@ def check_choices(train_config, has_validation):
                             "set train.early_stopping: false and regularise with train.l2 (auto: chosen on validation)")
 
 
-def _fit(train_config, X, Y, weights, val, on_cost, on_step, log):
-    """The fit train runs on X (n_x, m), Y (1, m), with validation (X_val, Y_val) or None: (Fit, the Validation
-    monitor of its recorded iterations or None, learning rate or None, L or None, the l2 path or [])."""
+def fit_run(train_config, X, Y, weights, val, on_cost=None, on_step=None, log=None):
+    """The fit train (and pipeline.Neuron) runs on X (n_x, m), Y (1, m), with validation (X_val (n_x, m_val)
+    float64, Y_val (1, m_val)) or None: (Fit, the Validation monitor of its recorded iterations or None,
+    learning rate or None, L or None, the l2 path or []). check_choices first."""
     def validation():
         if val is None:
             return None

@@ -133,9 +133,10 @@ def test_parameters_are_config_keys_with_the_configs_defaults():
 
 @pytest.mark.parametrize("params, words", [
     ({"learning_rate": -1}, "Neuron: learning_rate (train.learning_rate) must be > 0, got -1"),
-    ({"solver": "newton"}, "Neuron: solver (train.solver) must be one of auto, primal, gram"),
+    ({"solver": "newton"}, "Neuron: solver (train.solver) must be one of auto, primal, gram, lbfgs"),
     ({"num_iterations": 1.5}, "Neuron: num_iterations (train.num_iterations) must be a whole number, got 1.5"),
-    ({"l2": "auto"}, "Neuron: l2='auto' is not supported by the estimator; choose l2 by cross-validation"),
+    ({"l2": "auto"}, "Neuron: train.l2 auto needs train.solver lbfgs"),
+    ({"l2": "auto", "solver": "lbfgs"}, "Neuron: train.l2 auto needs a validation split"),
     ({"early_stopping": True}, "Neuron: early_stopping needs a validation split: set validation_fraction above 0"),
     ({"threshold": "auto"}, "Neuron: threshold 'auto' needs a validation split: set validation_fraction above 0"),
     ({"scaling": "minmax"}, "Neuron: scaling (features.scaling) must be one of divide255, standardize"),
@@ -169,3 +170,19 @@ def test_without_scikit_learn_pipeline_imports_and_neuron_says_what_to_install()
             "try:\n    Neuron()\nexcept ImportError as e:\n    print(e)\n")
     result = run_python("-c", code, check=0)
     assert result.stdout == "(0, 64, 64, 3)\npipeline.Neuron needs scikit-learn: pip install 'catneuron[sklearn]'\n"
+
+
+def test_lbfgs_reaches_logistic_regressions_optimum_and_l2_auto_chooses_on_validation():
+    from sklearn.datasets import make_classification
+    from sklearn.linear_model import LogisticRegression
+
+    X, y = make_classification(n_samples=300, n_features=40, n_informative=10, random_state=0)
+    neuron = Neuron(solver="lbfgs", l2=3.0).fit(X, y)
+    # the same objective: scikit-learn's C sum(loss) + ||w||^2 / 2 is m C (mean loss + l2/(2m) ||w||^2) at C = 1/l2
+    reference = LogisticRegression(C=1 / 3.0, tol=1e-10, max_iter=10_000).fit(X, y)
+    assert neuron.converged_ and neuron.n_iter_ < neuron.num_iterations
+    np.testing.assert_allclose(neuron.coef_, reference.coef_, rtol=1e-4, atol=1e-5)  # tol 1e-6 on the gradient
+    np.testing.assert_allclose(neuron.intercept_, reference.intercept_, rtol=1e-4, atol=1e-5)
+    auto = Neuron(solver="lbfgs", l2="auto", validation_fraction=0.25).fit(X, y)
+    assert auto.converged_ and auto.l2_ > 0 and auto.get_params()["l2"] == "auto"  # the parameter is kept as given
+    assert auto.score(X, y) > 0.8
