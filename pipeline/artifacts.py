@@ -354,8 +354,8 @@ def read_record(run_dir):
     duration = record.get("duration_s", 0)  # formatted as a float: a 400-digit integer would overflow
     if not (isinstance(duration, float) and 0 <= duration < 1e9 or isinstance(duration, int) and 0 <= duration < 10**9):
         raise PipelineError(f"{path}: duration_s must be a number of seconds from 0 to 1e9, got {quote(duration)}")
-    if not _number(record.get("training", {}).get("learning_rate", 0)):  # the report formats it
-        raise PipelineError(f"{path}: training.learning_rate must be a number, "
+    if not _number(record.get("training", {}).get("learning_rate", 0) or 0):  # the report formats it (lbfgs: null)
+        raise PipelineError(f"{path}: training.learning_rate must be a number or null, "
                             f"got {quote(record['training']['learning_rate'])}")
     return record
 

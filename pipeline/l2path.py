@@ -10,7 +10,7 @@ import math
 
 # l2 / m, from strong to weak: J = mean loss + (l2/m)/2 ||w||^2, so l2/m is the regularisation per example
 # and the same grid suits any m. 10 shrinks w to almost nothing on pixels in [0, 1]; 1e-6 is almost none.
-GRID = tuple(10.0 ** k for k in range(1, -7, -1))  # 8 values: 10, 1, 0.1, ..., 1e-6
+GRID = tuple(10.0 ** (k / 2) for k in range(2, -13, -1))  # 15 values, half a decade apart: 10, 3.16, 1, ..., 1e-6
 # the path's fits stop at this gradient tolerance (scikit-learn's default tol): enough to rank them; the chosen
 # one is then finished to train.tol from where it stopped (pipeline/train.py _l2_auto)
 PATH_TOL = 1e-4

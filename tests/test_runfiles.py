@@ -135,7 +135,8 @@ def test_resume_refuses_a_point_folder_that_is_not_a_finished_run(sw):
 
 @pytest.mark.parametrize("file, change, words", [
     ("run.json", {"versions": ["x"]}, "run.json: versions must be an object of plain values, got ['x']"),
-    ("run.json", {"training": {"learning_rate": None}}, "run.json: training.learning_rate must be a number, got None"),
+    ("run.json", {"training": {"learning_rate": "fast"}},
+     "run.json: training.learning_rate must be a number or null, got 'fast'"),
     ("run.json", {"duration_s": 10**400}, "run.json: duration_s must be a number of seconds from 0 to 1e9, got 1000"),
     ("run.json", {"started": "yesterday"}, None),  # not a time: the run's end is then its model file's time
     ("metrics.json", {"test": {"accuracy": "high"}}, "metrics.json: test metrics must be numbers and a 2x2"),

@@ -22,7 +22,8 @@ LESSON_LINE = re.compile(r"(Cost after iteration \d+: \d+\.\d{6}|(train|test) ac
 def folder_config(path, root):
     path.write_text(f"base: {ROOT / 'configs' / 'folder_example.yaml'}\n"
                     f"data: {{root: {root}, image_size: 16, name: hard}}\n"
-                    "train: {num_iterations: 200, print_every: 10}\n"
+                    "train: {solver: primal, learning_rate: auto, l2: 0, early_stopping: true, num_iterations: 200, "
+                    "print_every: 10}\n"
                     "evaluate: {enlarge: 2}\n")
     return path
 
@@ -47,7 +48,7 @@ def test_the_closing_summary_follows_the_lessons_lines_on_stderr(small_data, tmp
     assert re.fullmatch(r"majority baseline: +50\.0 %  +50\.0 %", lines[start + 2])
     assert lines[start + 3:] == [
         "threshold:          0.5, as set in the config (evaluate.threshold)",
-        "kept:               the weights after all 300 iterations",
+        "kept:               the last iteration: stopped at the iteration limit (300) before converging",
         f"run folder:         {tmp_path / 'run'}"]
     assert len({len(line) for line in lines[start:start + 3]}) == 1  # the table's columns line up
 
