@@ -5,6 +5,7 @@ Exit codes: 0 success, 1 an error in the input or the environment (one line on s
 its reader. SIGTERM is handled as Ctrl-C is: temporary files and folders and unfinished run folders are removed.
 """
 import argparse
+import contextlib
 import dataclasses
 import os
 import signal
@@ -428,12 +429,18 @@ def _terminate(signum, frame):
     raise Terminated
 
 
+_interrupted = threading.Event()  # main caught an interrupt: the program is ending, nothing to redeliver
+
+
 def _redeliver(unraisable, default=sys.unraisablehook):
     """An interrupt raised inside a callback whose errors Python ignores (a weakref's, a __del__) would be
-    lost and the program go on: send the signal again, from another thread, to land after the callback."""
+    lost and the program go on: send the signal again, from another thread, to land after the callback,
+    unless main has caught an interrupt meanwhile (a second one would kill the exiting program by signal)."""
     if isinstance(unraisable.exc_value, KeyboardInterrupt):
         signum = signal.SIGTERM if isinstance(unraisable.exc_value, Terminated) else signal.SIGINT
-        threading.Timer(0.01, os.kill, (os.getpid(), signum)).start()
+        again = threading.Timer(0.01, lambda: _interrupted.is_set() or os.kill(os.getpid(), signum))
+        again.daemon = True  # the exit never waits for it
+        again.start()
     else:
         default(unraisable)
 
@@ -454,8 +461,14 @@ def main(argv=None, prog="catneuron"):
             args.config = str(find_config(args.config))  # a packaged config's name -> its file
         code = args.func(args)
     except KeyboardInterrupt as e:
+        _interrupted.set()
         print("terminated" if isinstance(e, Terminated) else "interrupted", file=sys.stderr)
-        return 143 if isinstance(e, Terminated) else 130
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(OSError, ValueError):  # a closed reader: nothing more to say
+                stream.flush()
+        # every cleanup has run (finally blocks, held signals): end here, as the exit code says, rather than in
+        # the interpreter's shutdown, where an interrupt still pending would make it die by the signal instead
+        os._exit(143 if isinstance(e, Terminated) else 130)
     except BrokenPipeError:  # the reader went away (`... | head`): not an error worth a message
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the exit's flush cannot fail again
         return 141
