@@ -109,8 +109,11 @@ class Neuron(ClassifierMixin, BaseEstimator):
         X_train = self._features(X[train])  # (n_x, m_train)
         try:
             check_choices(config.train, val is not None)
-        except PipelineError as e:
-            raise ValueError(f"Neuron: {e}") from None
+        except PipelineError as e:  # in the parameters' names: train.l2 -> l2, data.val_fraction -> ...
+            message = str(e)
+            for name, key in KEYS.items():
+                message = message.replace(key, name)
+            raise ValueError(f"Neuron: {message}") from None
         val_data = None if val is None else (self._features(X[val]).astype(np.float64), Y[:, val])  # (n_x, m_val)
         say = (lambda i, cost: print(f"Cost after iteration {i}: {cost:f}")) if self.verbose else None
         log = self.verbose and (lambda m: print(m, file=sys.stderr))

@@ -65,8 +65,9 @@ def load_run(path):
     """A fitted Neuron from a run folder or a model.npz: it takes raw 0..255 pixels as rows (m, h * w * 3)
     (load_images(...).reshape(m, -1)), applies the run's scaling (/255, or the stored mean and std) inside,
     and predicts with the run's threshold. From a run folder it also has the run's train settings as its
-    parameters, costs_ and n_iter_, and report_html()."""
-    from pipeline.artifacts import load_model, read_costs, read_json
+    parameters, costs_, n_iter_, converged_ and l2_ (the l2 used) as run.json records them, and
+    report_html()."""
+    from pipeline.artifacts import load_model, read_costs, read_record
     from pipeline.config import Config, load_config
     from pipeline.estimator import KEYS, Neuron  # scikit-learn: only here
 
@@ -82,10 +83,11 @@ def load_run(path):
     neuron.coef_, neuron.intercept_ = model.w.T.copy(), np.array([model.b])  # (1, n_x), (1,)
     neuron.n_features_in_, neuron.scaler_, neuron.threshold_ = model.w.shape[0], model.scaler, model.threshold
     neuron.costs_ = read_costs(run / "costs.csv")[1] if run and (run / "costs.csv").is_file() else []
-    record = read_json(run / "run.json") if run and (run / "run.json").is_file() else {}
-    stopped = (record.get("training") or {}).get("stopped_at")
-    neuron.n_iter_ = stopped if stopped is not None else (config.train.num_iterations if run else None)
-    neuron.learning_rate_ = (record.get("training") or {}).get("learning_rate", config.train.learning_rate)
+    training = (read_record(run) if run else {}).get("training", {})  # how the fit ended, as fit sets it
+    neuron.n_iter_ = training.get("iterations", training.get("stopped_at"))
+    neuron.converged_ = training.get("converged")
+    neuron.l2_ = training.get("l2", config.train.l2)
+    neuron.learning_rate_ = training.get("learning_rate", config.train.learning_rate)
     neuron._image, neuron._run_dir = (model.image_shape, model.fit, model.resample), run
     return neuron
 

@@ -125,7 +125,15 @@ def _training_words(config, training, iterations, costs, kept):
     how = _lbfgs(training) or f"{ran} iterations at learning rate {rate}"
     return (f"{how}. Kept: {story.kept_words(training, config.train.num_iterations)}"
             f"{', marked on the curve' * bool(kept)}. {cost}, from {page.number(costs[0])} at iteration 0."
-            f"{_descent_end(training)}")
+            f"{_descent_end(training)}{_warm_start(training)}")
+
+
+def _warm_start(training):
+    """l2 auto's last fit starts where the path left the chosen l2, not from zeros: its curve is short and flat."""
+    if not training.get("l2_auto"):
+        return ""
+    return (" This curve is the last fit alone: it starts from the weights the l2 path reached at the chosen l2 "
+            "(warm start), so it begins near its end; the path itself is below.")
 
 
 def _write(path, text):

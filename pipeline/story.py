@@ -55,7 +55,7 @@ def verdict(metrics, classes=None):
     acc, base = test["accuracy"], test.get("majority_accuracy")
     if base is None:
         return f"Test accuracy {percent(acc)}."
-    gap = 100 * (acc - base)
+    gap = float(percent(acc)[:-2]) - float(percent(base)[:-2])  # the points between the two numbers shown
     always = f" (always answering {classes[_majority_class(metrics)]})" if classes else ""
     if abs(gap) < 0.05:
         return f"Test accuracy {percent(acc)}: no better than the majority baseline of {percent(base)}{always}."

@@ -154,6 +154,7 @@ def test_l2_auto_keeps_the_lowest_validation_cost_of_a_path_from_strong_to_weak(
     assert path[-1]["iterations"] < path[0]["iterations"] + 50  # warm started: no fit starts over
     report = (run / "report.html").read_text()
     assert 'id="l2"' in report and "The regularisation chosen on validation" in report
+    assert "This curve is the last fit alone: it starts from the weights the l2 path reached" in report
     assert "the chosen l2" in (run / "l2_path.svg").read_text()
 
 
@@ -212,3 +213,13 @@ def test_lbfgs_started_at_its_optimum_stays_there():
     assert first.ended["iterations"] > 10 and again.ended == {**again.ended, "iterations": 0, "passes": 1,
                                                               "converged": True}
     assert again.costs == [first.costs[-1]] and again.iterations == [0]
+
+
+def test_load_run_says_how_the_fit_ended_as_run_json_does(default_run):
+    from pipeline import load_run
+
+    run, _ = default_run
+    training = json.loads((run / "run.json").read_text())["training"]
+    neuron = load_run(run)
+    assert neuron.get_params()["l2"] == "auto" and neuron.l2_ == training["l2"] > 0
+    assert neuron.converged_ is True and neuron.n_iter_ == training["iterations"] < neuron.num_iterations
