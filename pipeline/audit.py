@@ -171,7 +171,8 @@ def summary(result, shown=10):
         r = result[kind]
         lines.append(f"{title}: {r[unit]} {unit}, {r['leaks']} across splits (leaks), "
                      f"{r['label_conflicts']} with conflicting labels")
-        for g in r["listed"][:shown]:
+        # label conflicts first, then leaks: what a person must act on is never hidden in "... more"
+        for g in sorted(r["listed"], key=lambda g: (not g["label_conflict"], not g["leak"]))[:shown]:
             flags = " [leak]" * g["leak"] + " [label conflict]" * g["label_conflict"]
             dist = f" distance {g['distance']}" if "distance" in g else ""
             lines.append("  " + " = ".join(f"{e} ({lab})" for e, lab in zip(g["examples"], g["labels"])) + dist + flags)

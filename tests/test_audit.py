@@ -102,3 +102,16 @@ def test_duplicate_groups_join_exact_copies_and_chains_of_near_pairs_as_brute_fo
     groups = audit.duplicate_groups(prints, threshold)
     assert groups.tolist() == expected  # each image labelled with the first image of its group
     assert groups[2] == groups[7] == groups[11] == 2 and groups[14] == 9 and groups[16] == 16 and groups[20] == 5
+
+
+def test_the_summary_lists_label_conflicts_and_leaks_before_plain_copies():
+    from pipeline.audit import summary
+
+    plain = {"examples": ["cat/a.jpg", "cat/b.jpg"], "labels": ["cat", "cat"], "leak": False, "label_conflict": False}
+    conflict = {"examples": ["cat/c.jpg", "non-cat/c.jpg"], "labels": ["cat", "non-cat"], "leak": False,
+                "label_conflict": True}
+    result = {"balance": {}, "near_distance": 0.02,
+              "exact_duplicates": {"groups": 12, "leaks": 0, "label_conflicts": 1, "listed": [plain] * 11 + [conflict]},
+              "near_duplicates": {"pairs": 0, "leaks": 0, "label_conflicts": 0, "listed": []}}
+    lines = summary(result, shown=3)
+    assert lines[1] == "  cat/c.jpg (cat) = non-cat/c.jpg (non-cat) [label conflict]" and lines[4] == "  ... 9 more"
