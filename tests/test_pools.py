@@ -10,23 +10,12 @@ import subprocess
 import time
 
 import pytest
-import yaml
 
 from pipeline.files import remove_stale
 from tests.conftest import ROOT, run_python, signal_group, start_python
-from tests.imagefolders import make_folder
+from tests.test_faults import photos  # noqa: F401 (a fixture: 400 images whose prepare takes a moment)
 
 SIGNALS = {signal.SIGINT: (130, "interrupted\n"), signal.SIGTERM: (143, "terminated\n")}
-
-
-@pytest.fixture(scope="module")
-def photos(tmp_path_factory):
-    """A folder of 400 images of 64 px whose prepare takes a moment with 2 workers, and its config."""
-    root = tmp_path_factory.mktemp("photos")
-    make_folder(root / "photos", counts=(("cat", 200), ("non-cat", 200)), size=64)
-    config = {"data": {"source": "folder", "root": str(root / "photos"), "image_size": 64}}
-    (root / "c.yaml").write_text(yaml.safe_dump(config))
-    return root / "c.yaml"
 
 
 def group_alive(pgid):
