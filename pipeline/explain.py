@@ -13,7 +13,7 @@ from PIL import Image, ImageDraw
 from pipeline import page
 from pipeline.evaluate import enlarged
 from pipeline.features import features
-from pipeline.gallery import ranked
+from pipeline.gallery import image_name, ranked
 from pipeline.files import png_bytes, write_png, write_text
 from pipeline.model import sigmoid
 from pipeline.names import inside, printable, safe_name
@@ -145,8 +145,9 @@ def report_section(test_set, P, model, enlarge):
             continue
         i = int(chosen[0])
         pixels = np.asarray(test_set.x[i])  # (h, w, 3)
-        record, c = explain(model, pixels, model.threshold, f"test image #{i}")
-        caption = (f"{title}: test image #{i}, true {model.classes[test_set.y[0, i]]}, predicted {record['label']} "
+        name = image_name(test_set, i)
+        record, c = explain(model, pixels, model.threshold, name)
+        caption = (f"{title}: {name}, true {model.classes[test_set.y[0, i]]}, predicted {record['label']} "
                    f"(p = {record['probability']:.3f}, z = {record['z']:.3f})")
         parts.append(page.figure(page.img(png_bytes(picture(model, pixels, record, c, enlarge)), "image/png",
                                           caption), caption))

@@ -36,9 +36,14 @@ def versus(p, threshold, answer):
     return f"p = {a} {'>' if above else '<' if a != t else '≤'} threshold {t} → {answer}"
 
 
+def image_name(test_set, i):
+    """Test image i by its source file, or "test image #i" where the dataset records none (the course's)."""
+    return test_set.source[i] if test_set.source and test_set.source[i] else f"test image #{i}"
+
+
 def caption(test_set, i, p, pred, model):
     """Test image i's caption: its source file (or #i), its true class, and p against the threshold."""
-    name = test_set.source[i] if test_set.source and test_set.source[i] else f"test image #{i}"
+    name = image_name(test_set, i)
     return name, f"true {model.classes[test_set.y[0, i]]}; {versus(p[i], model.threshold, model.classes[pred[i]])}"
 
 

@@ -184,3 +184,11 @@ def test_bad_sources_are_refused_naming_the_file(tmp_path, values, dtype, messag
     path = sourced(tmp_path, values, dtype)
     with pytest.raises(PipelineError, match=rf"^{re.escape(str(path))}: {message}$"):
         load_split(path, "test")
+
+
+def test_the_explained_images_are_named_by_their_source_files(folder_run):
+    run, _ = folder_run
+    page = Page((run / "report.html").read_text())
+    captions = [i["alt"] for i in page.images if i["alt"].startswith("most confident")]
+    assert len(captions) == 2, captions
+    assert all(re.match(r"most confident (right|wrong): [^#,]+/[^,]+\.\w+, true ", c) for c in captions), captions
