@@ -49,9 +49,9 @@ class Neuron(ClassifierMixin, BaseEstimator):
     Each parameter means what its config key means (docs/config.md), with the config's default, but for
     learning_rate: "auto" (1.5/L of the data) rather than the lesson's 0.005, which diverges on features
     larger than the lesson's pixels / 255. scaling None uses X as given (the lesson's X / 255 is yours to
-    do), "divide255" or "standardize" scale raw pixels inside the estimator. validation_fraction carves a stratified validation
-    split from X (split_seed), which early_stopping and threshold "auto" need. verbose prints the lesson's
-    "Cost after iteration i" lines.
+    do), "divide255" or "standardize" scale raw pixels inside the estimator. validation_fraction carves a
+    stratified validation split from X (split_seed), which early_stopping, threshold "auto" and l2 "auto"
+    need. verbose prints the lesson's "Cost after iteration i" lines.
 
     Fitted: coef_ (1, n_features), intercept_ (1,), classes_ (the two labels; the second is the positive
     one), n_features_in_, n_iter_ (iterations taken), converged_ (the gradient's largest component reached

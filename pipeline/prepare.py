@@ -55,7 +55,8 @@ def dataset_dir(data):
 
 
 def prepare(config, workers=None, force=False, strict=False, log=lambda message: None, progress=False):
-    """Prepare the folder dataset config.data names, unless it is up to date. Returns (folder, report, whether it was built now)."""
+    """Prepare the folder dataset config.data names, unless it is up to date. Returns (folder, report,
+    whether it was built now)."""
     data = config.data
     if not data.root:
         raise PipelineError("data.root: required when data.source is folder (the folder holding cat/ and non-cat/)")
