@@ -79,7 +79,7 @@ def write_run_report(run_dir, splits=None, config=None, record=None, test_logits
     glance = (f"{story.verdict(metrics, model.classes)} Train accuracy {page.percent(metrics['train']['accuracy'])}, "
               f"test accuracy {page.percent(metrics['test']['accuracy'])}: {fn} {model.classes[1]} images missed and "
               f"{fp} {model.classes[0]} images taken for {model.classes[1]}, out of {tn + fp + fn + tp}."
-              f"{_untrained(training)}")
+              f"{_untrained(training)}{_flattered(_duplicates(config))}")
     mistakes, confident = galleries(test_set, P, model)
     return _write(run_dir / "report.html", page.document(
         f"Run {run_dir.name}",
@@ -147,13 +147,29 @@ def _settings(config, splits, model, metrics):
     used += f", {metrics['validation']['count']} for validation" if "validation" in metrics else ""
     rows = [("data", f"{train_set.path} ({used}), {test_set.path} ({test_set.m} images)"),
             ("images", f"{' x '.join(map(str, model.image_shape))}, classes {' / '.join(model.classes)}")]
-    if config.data.source == "folder":  # how prepare's split treated duplicates (pipeline/prepare.py)
-        from pipeline.prepare import dataset_dir, duplicates_sentence, read_report
+    duplicates = _duplicates(config)
+    if duplicates:
+        from pipeline.prepare import duplicates_sentence
 
-        duplicates = read_report(dataset_dir(config.data)).get("duplicates")
-        rows += [("duplicates", duplicates_sentence(duplicates))] if duplicates else []
+        rows += [("duplicates", duplicates_sentence(duplicates))]
     rows += list(config.flat().items())
     return page.table(("setting", "value"), rows)
+
+
+def _duplicates(config):
+    """How prepare's split treated duplicates (pipeline/prepare.py), or None for the course files."""
+    if config.data.source != "folder":
+        return None
+    from pipeline.prepare import dataset_dir, read_report
+
+    return read_report(dataset_dir(config.data)).get("duplicates")
+
+
+def _flattered(duplicates):
+    """The glance line's warning when the user's test folder shares images with the training folder."""
+    n = (duplicates or {}).get("test_root_leaks")
+    return (f" Warning: {n} test image{'s' * (n != 1)} of data.test_root {'are' if n != 1 else 'is'} also in "
+            "data.root (exact or near duplicates), so this test score is flattered." if n else "")
 
 
 def _provenance(run_dir, record=None):

@@ -138,6 +138,9 @@ def test_audit_finds_planted_duplicates_leaks_and_label_conflicts(tmp_path, phot
     assert result.returncode == 1 and result.stderr.startswith("error: held-out: 2 images of data.test_root are also")
     assert result.stderr.endswith("; --strict refuses a test set that leaks into training\n")
     assert result.stderr.count("\n") == 1
+    run_cli("train", "--config", "c.yaml", "--run-dir", tmp_path / "run", cwd=tmp_path, check=0)  # the report says it
+    assert ("Warning: 2 test images of data.test_root are also in data.root (exact or near duplicates), so this test "
+            "score is flattered.") in (tmp_path / "run" / "report.html").read_text()
 
 
 def test_audit_of_the_course_data_lists_exactly_its_train_test_copies(course_dir, tmp_path):
