@@ -7,7 +7,6 @@ and trains through pipeline.train.engine as `train` does. load_run turns a run f
 into a fitted Neuron (pipeline/library.py).
 """
 import sys
-import types
 from pathlib import Path
 
 import numpy as np
@@ -203,10 +202,9 @@ def _split(Y, config):
             if on:
                 raise ValueError(f"Neuron: {key} needs a validation split: set validation_fraction above 0")
         return slice(None), None
-    from pipeline.scan import split
+    from pipeline.train import split_names
 
-    names = np.array(split([types.SimpleNamespace(label=int(v)) for v in Y[0]], 0.0, config.data.val_fraction,
-                           config.data.split_seed))
+    names = split_names(Y, config.data.val_fraction, config.data.split_seed)
     train, val = np.flatnonzero(names == "train"), np.flatnonzero(names == "val")
     if not len(val) or len(np.unique(Y[0, train])) < 2:
         raise ValueError(f"Neuron: validation_fraction {config.data.val_fraction} leaves no validation row or "

@@ -211,12 +211,17 @@ def load_splits(config, **prepare_options):
     return train_set, val_set, test_set
 
 
-def carve(train_set, fraction, seed):
-    """(train, validation) Datasets: fraction of each class of train_set moved to validation, chosen as
-    prepare splits a folder (pipeline.scan.split)."""
+def split_names(Y, fraction, seed):
+    """'train' or 'val' for each column of Y (1, m): fraction of each class to validation, chosen as prepare
+    splits a folder (pipeline.scan.split); shared by carve and pipeline.Neuron."""
     from pipeline.scan import split
 
-    names = np.array(split([types.SimpleNamespace(label=int(v)) for v in train_set.y[0]], 0.0, fraction, seed))
+    return np.array(split([types.SimpleNamespace(label=int(v)) for v in Y[0]], 0.0, fraction, seed))
+
+
+def carve(train_set, fraction, seed):
+    """(train, validation) Datasets: fraction of each class of train_set moved to validation (split_names)."""
+    names = split_names(train_set.y, fraction, seed)
     x = train_set.x[()]  # (m, h, w, 3), in memory
     source = np.array(train_set.source or [""] * train_set.m, dtype=object)  # (m,), kept beside each image
     parts = [dataclasses.replace(train_set, x=x[names == s], y=train_set.y[:, names == s],
